@@ -1,0 +1,98 @@
+# libvhd: VHD and VHDX virtual disks.  `make`, `make check`, `make install`.
+# Overrides: CC, CFLAGS, CPPFLAGS, LDFLAGS, PREFIX, DESTDIR, B (build dir).
+
+VERSION  := 0.1.0
+SOMAJOR  := 0
+CC       ?= cc
+PREFIX   ?= /usr/local
+LIBDIR   ?= $(PREFIX)/lib
+B        ?= build
+CFLAGS   ?= -O2 -g
+WARN     := -Wall -Wextra -Wshadow -Wvla -Wformat=2 -Wstrict-prototypes \
+            -Wmissing-prototypes -Wsign-compare -Wno-unused-parameter \
+            -Wno-format-truncation -Wno-format-nonliteral
+ALL_CFLAGS   = -std=gnu11 -pthread $(WARN) $(EXTRA_CFLAGS) $(CFLAGS)
+ALL_CPPFLAGS = -Iinclude -Ilibvhd -Ilibvhd/common -D_GNU_SOURCE \
+               -D_FILE_OFFSET_BITS=64 $(CPPFLAGS)
+LIB_CFLAGS   = -fPIC -fvisibility=hidden -DVHD_NO_ATTRIBUTES
+DEPFLAGS     = -MMD -MP
+LIBS         = -lz -luuid -lpthread
+
+LIB_SRCS  := $(sort $(wildcard libvhd/*.c libvhd/*/*.c))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o)
+TOOL_SRCS := $(sort $(wildcard vhdtool/*.c))
+TOOL_OBJS := $(TOOL_SRCS:%.c=$(B)/%.o)
+TEST_SRCS := $(sort $(wildcard tests/unit/*.c tests/api/*.c))
+TESTS     := $(TEST_SRCS:%.c=$(B)/%)
+
+SONAME   := libvhd.so.$(SOMAJOR)
+PROGRAMS := $(B)/vhdtool
+
+.PHONY: all check check-asan deps demo install clean
+all: $(B)/libvhd.a $(B)/libvhd.so $(PROGRAMS) $(B)/libvhd.pc
+
+$(B)/libvhd/%.o: libvhd/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(LIB_CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+$(B)/libvhd.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/libvhd.so.$(VERSION): $(LIB_OBJS) libvhd/libvhd.syms
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,$(SONAME) \
+	  -Wl,--version-script=libvhd/libvhd.syms -Wl,--no-undefined \
+	  $(LDFLAGS) -o $@ $(LIB_OBJS) $(LIBS)
+
+$(B)/libvhd.so: $(B)/libvhd.so.$(VERSION)
+	ln -sf libvhd.so.$(VERSION) $(B)/$(SONAME)
+	ln -sf libvhd.so.$(VERSION) $@
+
+$(B)/libvhd.pc: libvhd/libvhd.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+$(B)/vhdtool/%.o: vhdtool/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+$(B)/vhdtool: $(TOOL_OBJS) $(B)/libvhd.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(B)/libvhd.a $(LIBS)
+
+# Tests see the library's internals: they link the static archive.
+$(B)/tests/%: tests/%.c $(B)/libvhd.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) -Itests $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< \
+	  $(B)/libvhd.a -lcriterion $(LIBS)
+
+deps:
+	@scripts/install-deps.sh
+
+check: deps
+	$(MAKE) all tests EXTRA_CFLAGS=-Werror
+	B=$(B) tests/run-tests.sh $(TESTS)
+
+tests: $(TESTS)
+
+check-asan: deps
+	$(MAKE) check B=build-asan \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
+
+demo: deps all
+	scripts/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include \
+	  $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/libvhd.h $(DESTDIR)$(PREFIX)/include/libvhd.h
+	install -m 644 $(B)/libvhd.a $(DESTDIR)$(LIBDIR)/libvhd.a
+	install -m 755 $(B)/libvhd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libvhd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf libvhd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libvhd.so
+	install -m 644 $(B)/libvhd.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libvhd.pc
+	install -m 755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(TESTS:=.d)

@@ -1,0 +1,156 @@
+/* libvhd: VHD and VHDX virtual disk images.  See libvhd(3).
+ *
+ * Handles are opaque.  Constructors return NULL on failure, destructors
+ * accept NULL, everything else returns 0 (or a non-negative value) on
+ * success and -1 on failure.  A failing call sets errno and a per-thread
+ * message, read back with vhd_get_error () and vhd_get_errno ().
+ * The library never prints, logs or exits.
+ *
+ * Not related to blktap's libvhd, which uses the same vhd_ prefix: the
+ * two cannot be linked into one program.
+ */
+#ifndef LIBVHD_H
+#define LIBVHD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VHD_VERSION_MAJOR 0
+#define VHD_VERSION_MINOR 1
+#define VHD_VERSION_MICRO 0
+
+#if defined(__GNUC__) && !defined(VHD_NO_ATTRIBUTES)
+#define VHD_NONNULL(...) __attribute__ ((__nonnull__ (__VA_ARGS__)))
+#define VHD_WUR __attribute__ ((__warn_unused_result__))
+#else
+#define VHD_NONNULL(...)
+#define VHD_WUR
+#endif
+
+/* Everything declared here is the library's public ABI, exported even
+ * though the library is built with -fvisibility=hidden. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
+struct vhd_disk;          /* an open image and its parent chain */
+struct vhd_create_opts;   /* parameters of a new image */
+
+/* vhd_open flags. */
+#define VHD_OPEN_RDONLY           0x01U /* never write to any file */
+#define VHD_OPEN_NO_PARENT        0x02U /* inspect only: do not open the parent;
+                                           reads of ranges the parent holds fail */
+#define VHD_OPEN_IGNORE_PARENT_ID 0x04U /* accept a parent whose ID does not
+                                           match the child's record of it */
+#define VHD_OPEN_MASK             0x07U
+
+enum vhd_format {
+  VHD_FORMAT_AUTO = 0,
+  VHD_FORMAT_RAW = 1,
+  VHD_FORMAT_VHD = 2,
+  VHD_FORMAT_VHDX = 3,
+};
+
+enum vhd_type {
+  VHD_TYPE_FIXED = 1,
+  VHD_TYPE_DYNAMIC = 2,
+  VHD_TYPE_DIFFERENCING = 3,
+};
+
+/* Open, I/O, close. */
+extern struct vhd_disk *vhd_open (const char *path, unsigned flags) VHD_WUR;
+extern void vhd_close (struct vhd_disk *disk);
+extern int64_t vhd_get_size (struct vhd_disk *disk);
+extern int vhd_pread (struct vhd_disk *disk, void *buf, size_t count,
+                      uint64_t offset) VHD_WUR;
+extern int vhd_pwrite (struct vhd_disk *disk, const void *buf, size_t count,
+                       uint64_t offset) VHD_WUR;
+extern int vhd_flush (struct vhd_disk *disk) VHD_WUR;
+
+/* Errors of the calling thread's most recent failing call. */
+extern const char *vhd_get_error (void);
+extern int vhd_get_errno (void);
+
+/* "MAJOR.MINOR.MICRO" of the library actually linked. */
+extern const char *vhd_get_version (void);
+
+/* Inspection.  Each returns -1 (or NULL) only when disk is NULL. */
+extern int vhd_get_format (struct vhd_disk *disk);        /* enum vhd_format */
+extern int vhd_get_type (struct vhd_disk *disk);          /* enum vhd_type */
+extern const char *vhd_get_format_name (struct vhd_disk *disk);
+extern const char *vhd_get_filename (struct vhd_disk *disk);
+/* Block size in bytes; 0 when the image has no blocks (fixed VHD, raw). */
+extern int64_t vhd_get_block_size (struct vhd_disk *disk);
+extern int vhd_get_logical_sector_size (struct vhd_disk *disk);
+extern int vhd_get_physical_sector_size (struct vhd_disk *disk);
+/* Size of the image file itself, in bytes. */
+extern int64_t vhd_get_file_size (struct vhd_disk *disk);
+/* Bytes of the virtual disk that this file (not its parents) holds. */
+extern int64_t vhd_get_allocated_bytes (struct vhd_disk *disk);
+/* The image's identity as a UUID string (VHD unique ID, VHDX virtual
+ * disk ID); out must hold 37 bytes. */
+extern int vhd_get_id (struct vhd_disk *disk, char *out);
+/* The opened parent, owned by disk; NULL for a disk without one. */
+extern struct vhd_disk *vhd_get_parent (struct vhd_disk *disk);
+/* The parent's path as the image records it (NULL if none): the locator
+ * that resolved, or the first one recorded when none did. */
+extern const char *vhd_get_parent_hint (struct vhd_disk *disk);
+/* Four-character creator application (VHD) or creator string (VHDX). */
+extern const char *vhd_get_creator (struct vhd_disk *disk);
+/* 1 when the VHDX log had to be replayed on open, 0 otherwise. */
+extern int vhd_get_log_dirty (struct vhd_disk *disk);
+
+/* Allocation map.  The callback receives consecutive extents covering
+ * [offset, offset + count): state is a combination of the flags below
+ * (0 = data), depth the chain layer that supplies the extent (0 = this
+ * file; the chain length for ranges no layer holds).  A non-zero return
+ * from the callback stops the walk and is returned. */
+#define VHD_STATE_HOLE 0x1U /* no storage behind it in any layer */
+#define VHD_STATE_ZERO 0x2U /* reads as zeros */
+typedef int (*vhd_extent_fn) (void *opaque, uint64_t offset, uint64_t length,
+                              unsigned state, unsigned depth);
+extern int vhd_block_status (struct vhd_disk *disk, uint64_t offset,
+                             uint64_t count, vhd_extent_fn fn, void *opaque);
+
+/* Creation.  Options start as: format VHD, type dynamic, default block
+ * size of the format, 512-byte sectors, no parent. */
+extern struct vhd_create_opts *vhd_create_opts_new (void);
+extern void vhd_create_opts_free (struct vhd_create_opts *opts);
+extern int vhd_create_opts_set_format (struct vhd_create_opts *opts,
+                                       int format);
+extern int vhd_create_opts_set_type (struct vhd_create_opts *opts, int type);
+extern int vhd_create_opts_set_size (struct vhd_create_opts *opts,
+                                     uint64_t size);
+extern int vhd_create_opts_set_block_size (struct vhd_create_opts *opts,
+                                           uint32_t block_size);
+extern int vhd_create_opts_set_sector_size (struct vhd_create_opts *opts,
+                                            uint32_t logical,
+                                            uint32_t physical);
+/* A differencing child of PARENT (its size comes from the parent). */
+extern int vhd_create_opts_set_parent (struct vhd_create_opts *opts,
+                                       const char *parent);
+/* Create PATH (which must not exist) and return it opened read-write. */
+extern struct vhd_disk *vhd_create (const char *path,
+                                    const struct vhd_create_opts *opts)
+  VHD_WUR;
+
+/* Copy the whole virtual disk of SRC into DST (same size or larger),
+ * leaving ranges that read as zeros unwritten: DST must read as zeros
+ * there already (a new image).  progress, when not NULL, is called with
+ * the bytes done so far and the total. */
+typedef void (*vhd_progress_fn) (void *opaque, uint64_t done, uint64_t total);
+extern int vhd_copy (struct vhd_disk *src, struct vhd_disk *dst,
+                     vhd_progress_fn progress, void *opaque) VHD_WUR;
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LIBVHD_H */

@@ -1,0 +1,145 @@
+/* handle.c: the public entry points.
+ *
+ * Each wrapper names itself for error messages, validates its arguments
+ * once, takes the handle's lock for the duration of the call and hands
+ * over to the unlocked core (chain.c, open.c), which may then assume the
+ * arguments are sound.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "internal.h"
+
+/* Range check shared by I/O calls: [offset, offset+count) inside the disk. */
+static bool
+valid_range (struct vhd_disk *d, size_t count, uint64_t offset)
+{
+  if (offset > d->size || count > d->size - offset) {
+    set_error (ERANGE, "offset %" PRIu64 " + count %zu beyond disk size %"
+               PRIu64, offset, count, d->size);
+    return false;
+  }
+  return true;
+}
+
+static bool
+valid_disk (struct vhd_disk *d)
+{
+  if (d == NULL) {
+    set_error (EFAULT, "disk cannot be NULL");
+    return false;
+  }
+  return true;
+}
+
+struct vhd_disk *
+vhd_open (const char *path, unsigned flags)
+{
+  set_error_context ("vhd_open");
+  if (path == NULL) {
+    set_error (EFAULT, "path cannot be NULL");
+    return NULL;
+  }
+  if (flags & ~VHD_OPEN_MASK) {
+    set_error (EINVAL, "unknown flags 0x%x", flags & ~VHD_OPEN_MASK);
+    return NULL;
+  }
+  return disk_open_path (path, flags);
+}
+
+void
+vhd_close (struct vhd_disk *d)
+{
+  if (d == NULL)
+    return;
+  set_error_context ("vhd_close");
+  if (!d->readonly)
+    chain_flush (d); /* the error stays readable; close cannot report it */
+  disk_free (d);
+}
+
+int64_t
+vhd_get_size (struct vhd_disk *d)
+{
+  set_error_context ("vhd_get_size");
+  if (!valid_disk (d))
+    return -1;
+  return (int64_t) d->size;
+}
+
+int
+vhd_pread (struct vhd_disk *d, void *buf, size_t count, uint64_t offset)
+{
+  set_error_context ("vhd_pread");
+  if (!valid_disk (d))
+    return -1;
+  if (buf == NULL) {
+    set_error (EFAULT, "buf cannot be NULL");
+    return -1;
+  }
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  if (!valid_range (d, count, offset))
+    return -1;
+  return chain_pread (d, buf, count, offset);
+}
+
+int
+vhd_pwrite (struct vhd_disk *d, const void *buf, size_t count,
+            uint64_t offset)
+{
+  set_error_context ("vhd_pwrite");
+  if (!valid_disk (d))
+    return -1;
+  if (buf == NULL) {
+    set_error (EFAULT, "buf cannot be NULL");
+    return -1;
+  }
+  if (d->readonly) {
+    set_error (EROFS, "%s is open read-only", d->filename);
+    return -1;
+  }
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  if (!valid_range (d, count, offset))
+    return -1;
+  return chain_pwrite (d, buf, count, offset);
+}
+
+int
+vhd_flush (struct vhd_disk *d)
+{
+  set_error_context ("vhd_flush");
+  if (!valid_disk (d))
+    return -1;
+  if (d->readonly)
+    return 0;
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  return chain_flush (d);
+}
+
+int
+vhd_block_status (struct vhd_disk *d, uint64_t offset, uint64_t count,
+                  vhd_extent_fn fn, void *opaque)
+{
+  set_error_context ("vhd_block_status");
+  if (!valid_disk (d))
+    return -1;
+  if (fn == NULL) {
+    set_error (EFAULT, "fn cannot be NULL");
+    return -1;
+  }
+  if (count > SIZE_MAX)
+    count = SIZE_MAX;
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  if (!valid_range (d, (size_t) count, offset))
+    return -1;
+  return chain_block_status (d, offset, count, fn, opaque);
+}
+
+const char *
+vhd_get_version (void)
+{
+  return VHD_LIB_VERSION;
+}

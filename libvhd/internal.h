@@ -1,0 +1,254 @@
+/* internal.h: the library's inner interfaces.
+ *
+ *   handle.c     public wrappers: lock, validate, call the *_unlocked core
+ *   chain.c      reads and writes through the differencing chain
+ *   format.c     the table of format drivers and probing
+ *   io-*.c       byte sources (file, memory) behind struct io
+ *   vhd/ vhdx/ raw/   format drivers behind struct format_ops
+ *
+ * Data flows down: drivers never call the public API, byte sources never
+ * call drivers.
+ */
+#ifndef LIBVHD_INTERNAL_H
+#define LIBVHD_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "libvhd.h"
+
+#define VHD_LIB_VERSION "0.1.0"
+#define SECTOR_SIZE 512U
+/* Longest chain we follow; deeper chains are refused as likely loops. */
+#define MAX_CHAIN_DEPTH 256U
+
+/* --- errors.c ---------------------------------------------------------- */
+
+/* Record the calling thread's error: "CONTEXT: message".  Sets errno. */
+void set_error (int errnum, const char *fs, ...)
+  __attribute__ ((format (printf, 2, 3)));
+/* Prefix a message already recorded with more context ("FILE: ..."). */
+void prefix_error (const char *fs, ...) __attribute__ ((format (printf, 1, 2)));
+/* The public function being run, used as the message prefix. */
+void set_error_context (const char *context);
+
+/* --- byte sources (io-file.c, io-mem.c) -------------------------------- */
+
+struct io;
+
+/* Each returns 0 or -1 after set_error ().  pread fails on a short read:
+ * a structure that runs past the end of the file is corruption. */
+struct io_ops {
+  const char *name;
+  int (*pread) (struct io *io, void *buf, size_t count, uint64_t offset);
+  int (*pwrite) (struct io *io, const void *buf, size_t count,
+                 uint64_t offset);
+  int (*flush) (struct io *io);
+  int64_t (*get_size) (struct io *io);
+  int (*truncate) (struct io *io, uint64_t size);
+  /* Give [offset, offset+count) back to the host; reads then see zeros. */
+  int (*punch_hole) (struct io *io, uint64_t offset, uint64_t count);
+  /* Host bytes in use (st_blocks), or the size for memory. */
+  int64_t (*allocated) (struct io *io);
+  void (*close) (struct io *io);
+};
+
+struct io {
+  const struct io_ops *ops;
+  bool readonly;
+};
+
+static inline int
+io_pread (struct io *io, void *buf, size_t count, uint64_t offset)
+{
+  return io->ops->pread (io, buf, count, offset);
+}
+
+static inline int
+io_pwrite (struct io *io, const void *buf, size_t count, uint64_t offset)
+{
+  return io->ops->pwrite (io, buf, count, offset);
+}
+
+static inline int
+io_flush (struct io *io)
+{
+  return io->ops->flush (io);
+}
+
+static inline int64_t
+io_get_size (struct io *io)
+{
+  return io->ops->get_size (io);
+}
+
+/* Open a file byte source; create says O_CREAT|O_EXCL. */
+struct io *io_file_open (const char *path, bool readonly, bool create);
+/* Identity of an open file source, for loop detection; 0 on success. */
+int io_file_identity (struct io *io, uint64_t *dev, uint64_t *ino);
+
+/* A byte source in memory, starting as a copy of data (may be NULL/0). */
+struct io *io_mem_new (const void *data, size_t len);
+/* The current contents (valid until the next write or close). */
+const uint8_t *io_mem_data (struct io *io, size_t *len);
+/* Fault injection: after `writes` more successful writes, every write,
+ * flush and truncate fails with EIO (a crash).  With tear, the failing
+ * write first stores its first half.  A negative count switches it off. */
+void io_mem_fail_after (struct io *io, long writes, bool tear);
+/* Writes done so far (for counting a path's write points). */
+long io_mem_write_count (struct io *io);
+
+/* --- format drivers ---------------------------------------------------- */
+
+/* What one layer says about a range of the virtual disk. */
+enum layer_state {
+  LAYER_DATA,   /* stored in this file at host_offset */
+  LAYER_ZERO,   /* reads as zeros without storage; hides the parent */
+  LAYER_ABSENT, /* not in this layer: the parent's, or zeros at the base */
+};
+
+struct extent {
+  uint64_t length;      /* > 0, within the range asked for */
+  enum layer_state state;
+  uint64_t host_offset; /* for LAYER_DATA */
+};
+
+/* Parameters of a new image, validated by vhd_create before the driver
+ * sees them. */
+struct create_params {
+  enum vhd_type type;
+  uint64_t size;
+  uint32_t block_size;          /* 0: the format's default */
+  uint32_t logical_sector, physical_sector;
+  struct vhd_disk *parent;      /* differencing: the opened parent */
+  const char *parent_path;      /* as given by the user */
+  const char *parent_abs_path;  /* absolute, resolved */
+  const char *parent_rel_path;  /* relative to the child's directory */
+};
+
+/* A format driver.  Every member is required; the core never checks for
+ * NULL.  Members are called with the handle's lock held and return 0 or
+ * -1 after set_error (). */
+struct format_ops {
+  const char *name;
+  enum vhd_format format;
+  size_t instance_size; /* the core allocates d->priv of this size */
+
+  /* Confidence 0..100 that the image is ours, from its first bytes (up to
+   * 64 KiB) and its last 512 bytes (tail_len may be less for tiny files). */
+  int (*probe) (const uint8_t *head, size_t head_len, const uint8_t *tail,
+                size_t tail_len);
+
+  /* Read the metadata of d->io and fill the generic fields of d (size,
+   * type, sector and block sizes, id, link_id, parent candidates).
+   * Must leave nothing behind that close cannot free. */
+  int (*open) (struct vhd_disk *d);
+  /* Free d->priv's contents; copes with a partly opened d. */
+  void (*close) (struct vhd_disk *d);
+
+  /* The state of the run that starts at offset, at most count bytes long.
+   * offset < d->size, count > 0. */
+  int (*map) (struct vhd_disk *d, uint64_t offset, uint64_t count,
+              struct extent *e);
+
+  /* Write whole logical sectors within d->size, allocating as needed; the
+   * sectors written become this layer's. */
+  int (*pwrite) (struct vhd_disk *d, const void *buf, size_t count,
+                 uint64_t offset);
+
+  /* Make every completed write durable, metadata included. */
+  int (*flush) (struct vhd_disk *d);
+
+  /* Write a new, empty image into io (an empty byte source). */
+  int (*create) (struct io *io, const struct create_params *p);
+};
+
+extern const struct format_ops raw_format_ops;
+extern const struct format_ops vhd_format_ops;
+
+/* format.c */
+const struct format_ops *format_by_id (enum vhd_format format);
+/* The best-scoring driver for an image (raw when nothing else claims it). */
+const struct format_ops *format_probe (struct io *io);
+
+/* --- handles ------------------------------------------------------------ */
+
+#define MAX_PARENT_CANDIDATES 8
+
+struct vhd_disk {
+  pthread_mutex_t lock;
+  const struct format_ops *ops;
+  void *priv;
+  struct io *io;
+  char *filename;             /* as opened */
+  unsigned flags;
+  bool readonly;
+  struct vhd_disk *parent;    /* owned; opened read-only */
+  unsigned depth_below;       /* layers below this one */
+
+  /* Filled by the driver's open. */
+  uint64_t size;
+  enum vhd_type type;
+  uint32_t block_size;        /* 0 when blockless */
+  uint32_t logical_sector, physical_sector;
+  uint32_t write_align;       /* pwrite granularity; 0 = logical sector */
+  uint8_t id[16];             /* shown as the image's ID */
+  uint8_t link_id[16];        /* what a child records of this parent */
+  uint8_t parent_link_id[16]; /* differencing: what we expect of ours */
+  char creator[64];
+  bool log_dirty;
+  /* Differencing: paths to try, most trusted first, as recorded (may be
+   * relative to the image's directory or use backslashes). */
+  char *parent_candidates[MAX_PARENT_CANDIDATES];
+  unsigned n_parent_candidates;
+  char *parent_hint;          /* the candidate that resolved, or the first */
+};
+
+/* Add a recorded parent path (copied); ignores empty strings. */
+int disk_add_parent_candidate (struct vhd_disk *d, const char *path);
+
+/* open.c: open a handle over a byte source (taking ownership of io,
+ * also on failure).  parent, when given, is used instead of resolving
+ * one (memory images in tests) and is owned from then on. */
+struct vhd_disk *disk_open_io (struct io *io, const char *name,
+                               unsigned flags, struct vhd_disk *parent);
+/* Open a file and, unless VHD_OPEN_NO_PARENT, its whole chain. */
+struct vhd_disk *disk_open_path (const char *path, unsigned flags);
+void disk_free (struct vhd_disk *d);
+
+/* chain.c: the core of the public calls; arguments already validated. */
+int chain_pread (struct vhd_disk *d, void *buf, size_t count,
+                 uint64_t offset);
+int chain_pwrite (struct vhd_disk *d, const void *buf, size_t count,
+                  uint64_t offset);
+int chain_flush (struct vhd_disk *d);
+int chain_block_status (struct vhd_disk *d, uint64_t offset, uint64_t count,
+                        vhd_extent_fn fn, void *opaque);
+/* Bytes of the virtual disk that d's own file holds. */
+int64_t disk_allocated_bytes (struct vhd_disk *d);
+
+/* Granularity of driver writes: the logical sector unless the driver
+ * says otherwise (raw: 1). */
+static inline uint32_t
+disk_write_align (const struct vhd_disk *d)
+{
+  if (d->write_align)
+    return d->write_align;
+  return d->logical_sector ? d->logical_sector : SECTOR_SIZE;
+}
+
+/* utf16.c: conversions for parent names and locators.  Each returns the
+ * number of bytes written (excluding the NUL of utf8 output) or -1. */
+ssize_t utf8_to_utf16 (const char *in, uint8_t *out, size_t out_size,
+                       bool big_endian);
+char *utf16_to_utf8 (const uint8_t *in, size_t in_len, bool big_endian);
+
+/* uuid helpers (uuid.c). */
+void uuid_to_string (const uint8_t id[16], char out[37]);
+void uuid_generate_bytes (uint8_t id[16]);
+bool uuid_is_null_bytes (const uint8_t id[16]);
+
+#endif /* LIBVHD_INTERNAL_H */

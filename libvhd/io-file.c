@@ -1,0 +1,201 @@
+/* io-file.c: the file byte source (pread/pwrite on a descriptor).
+ *
+ * Reads and writes loop over short transfers and EINTR; a read that meets
+ * the end of file is an error, because every structure a driver reads is
+ * supposed to lie inside the file.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifndef FALLOC_FL_PUNCH_HOLE
+#include <linux/falloc.h>
+#endif
+
+struct io_file {
+  struct io io;
+  int fd;
+};
+
+static int
+file_pread (struct io *io, void *buf, size_t count, uint64_t offset)
+{
+  struct io_file *f = (struct io_file *) io;
+  uint8_t *p = buf;
+
+  while (count > 0) {
+    ssize_t r = pread (f->fd, p, count, (off_t) offset);
+    if (r == -1 && errno == EINTR)
+      continue;
+    if (r == -1) {
+      set_error (errno, "read at offset %" PRIu64 ": %s", offset,
+                 strerror (errno));
+      return -1;
+    }
+    if (r == 0) {
+      set_error (EIO, "unexpected end of file at offset %" PRIu64, offset);
+      return -1;
+    }
+    p += r;
+    count -= (size_t) r;
+    offset += (uint64_t) r;
+  }
+  return 0;
+}
+
+static int
+file_pwrite (struct io *io, const void *buf, size_t count, uint64_t offset)
+{
+  struct io_file *f = (struct io_file *) io;
+  const uint8_t *p = buf;
+
+  while (count > 0) {
+    ssize_t r = pwrite (f->fd, p, count, (off_t) offset);
+    if (r == -1 && errno == EINTR)
+      continue;
+    if (r == -1) {
+      set_error (errno, "write at offset %" PRIu64 ": %s", offset,
+                 strerror (errno));
+      return -1;
+    }
+    p += r;
+    count -= (size_t) r;
+    offset += (uint64_t) r;
+  }
+  return 0;
+}
+
+static int
+file_flush (struct io *io)
+{
+  struct io_file *f = (struct io_file *) io;
+
+  if (fdatasync (f->fd) == -1) {
+    set_error (errno, "flush: %s", strerror (errno));
+    return -1;
+  }
+  return 0;
+}
+
+static int64_t
+file_get_size (struct io *io)
+{
+  struct io_file *f = (struct io_file *) io;
+  struct stat st;
+
+  if (fstat (f->fd, &st) == -1) {
+    set_error (errno, "stat: %s", strerror (errno));
+    return -1;
+  }
+  if (S_ISBLK (st.st_mode)) {
+    off_t end = lseek (f->fd, 0, SEEK_END);
+    if (end == -1) {
+      set_error (errno, "seek: %s", strerror (errno));
+      return -1;
+    }
+    return end;
+  }
+  return st.st_size;
+}
+
+static int
+file_truncate (struct io *io, uint64_t size)
+{
+  struct io_file *f = (struct io_file *) io;
+
+  if (ftruncate (f->fd, (off_t) size) == -1) {
+    set_error (errno, "truncate to %" PRIu64 ": %s", size, strerror (errno));
+    return -1;
+  }
+  return 0;
+}
+
+static int
+file_punch_hole (struct io *io, uint64_t offset, uint64_t count)
+{
+  struct io_file *f = (struct io_file *) io;
+
+  if (fallocate (f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                 (off_t) offset, (off_t) count) == -1) {
+    set_error (errno, "punch hole: %s", strerror (errno));
+    return -1;
+  }
+  return 0;
+}
+
+static int64_t
+file_allocated (struct io *io)
+{
+  struct io_file *f = (struct io_file *) io;
+  struct stat st;
+
+  if (fstat (f->fd, &st) == -1) {
+    set_error (errno, "stat: %s", strerror (errno));
+    return -1;
+  }
+  return (int64_t) st.st_blocks * 512;
+}
+
+static void
+file_close (struct io *io)
+{
+  struct io_file *f = (struct io_file *) io;
+
+  close (f->fd);
+  free (f);
+}
+
+static const struct io_ops file_ops = {
+  .name = "file",
+  .pread = file_pread,
+  .pwrite = file_pwrite,
+  .flush = file_flush,
+  .get_size = file_get_size,
+  .truncate = file_truncate,
+  .punch_hole = file_punch_hole,
+  .allocated = file_allocated,
+  .close = file_close,
+};
+
+struct io *
+io_file_open (const char *path, bool readonly, bool create)
+{
+  struct io_file *f;
+  int flags = readonly ? O_RDONLY : O_RDWR;
+
+  if (create)
+    flags |= O_CREAT | O_EXCL;
+  f = calloc (1, sizeof *f);
+  if (f == NULL) {
+    set_error (errno, "calloc: %s", strerror (errno));
+    return NULL;
+  }
+  f->fd = open (path, flags | O_CLOEXEC, 0644);
+  if (f->fd == -1) {
+    set_error (errno, "%s: %s", path, strerror (errno));
+    free (f);
+    return NULL;
+  }
+  f->io.ops = &file_ops;
+  f->io.readonly = readonly;
+  return &f->io;
+}
+
+int
+io_file_identity (struct io *io, uint64_t *dev, uint64_t *ino)
+{
+  struct io_file *f = (struct io_file *) io;
+  struct stat st;
+
+  if (io->ops != &file_ops || fstat (f->fd, &st) == -1)
+    return -1;
+  *dev = st.st_dev;
+  *ino = st.st_ino;
+  return 0;
+}
