@@ -104,6 +104,19 @@ extern const char *vhd_get_creator (struct vhd_disk *disk);
 /* 1 when the VHDX log had to be replayed on open, 0 otherwise. */
 extern int vhd_get_log_dirty (struct vhd_disk *disk);
 
+/* Make [offset, offset + count) read as zeros (also in a differencing
+ * disk: the parent's data there is hidden).  With VHD_ZERO_MAY_UNMAP the
+ * storage behind whole blocks may be given back; with VHD_ZERO_FAST the
+ * call fails with ENOTSUP instead of writing zeros when it cannot just
+ * mark or free the range.  vhd_discard is write_zeroes with MAY_UNMAP. */
+#define VHD_ZERO_MAY_UNMAP 0x1U
+#define VHD_ZERO_FAST      0x2U
+#define VHD_ZERO_MASK      0x3U
+extern int vhd_write_zeroes (struct vhd_disk *disk, uint64_t offset,
+                             uint64_t count, unsigned flags) VHD_WUR;
+extern int vhd_discard (struct vhd_disk *disk, uint64_t offset,
+                        uint64_t count) VHD_WUR;
+
 /* Allocation map.  The callback receives consecutive extents covering
  * [offset, offset + count): state is a combination of the flags below
  * (0 = data), depth the chain layer that supplies the extent (0 = this

@@ -92,9 +92,9 @@ chain_pread (struct vhd_disk *d, void *buf, size_t count, uint64_t offset)
 }
 
 /* Write part of one alignment unit: read it whole, patch, write it. */
-static int
-write_partial_unit (struct vhd_disk *d, const uint8_t *src, size_t len,
-                    uint64_t offset)
+int
+chain_write_partial (struct vhd_disk *d, const void *src, size_t len,
+                     uint64_t offset)
 {
   uint32_t align = disk_write_align (d);
   uint64_t start = offset / align * align;
@@ -124,7 +124,7 @@ chain_pwrite (struct vhd_disk *d, const void *buf, size_t count,
   /* Unaligned head (or a write inside one unit). */
   if (offset % align) {
     size_t n = (size_t) MIN ((uint64_t) count, align - offset % align);
-    if (write_partial_unit (d, p, n, offset) == -1)
+    if (chain_write_partial (d, p, n, offset) == -1)
       return -1;
     p += n, count -= n, offset += n;
   }
@@ -136,7 +136,7 @@ chain_pwrite (struct vhd_disk *d, const void *buf, size_t count,
     p += n, count -= n, offset += n;
   }
   /* Unaligned tail. */
-  if (count > 0 && write_partial_unit (d, p, count, offset) == -1)
+  if (count > 0 && chain_write_partial (d, p, count, offset) == -1)
     return -1;
   return 0;
 }
