@@ -19,19 +19,20 @@ DEPFLAGS     = -MMD -MP
 LIBS         = -lz -luuid -lpthread
 
 LIB_SRCS  := $(sort $(wildcard libvhd/*.c libvhd/*/*.c))
-LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o)
+LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 TOOL_SRCS := $(sort $(wildcard vhdtool/*.c))
-TOOL_OBJS := $(TOOL_SRCS:%.c=$(B)/%.o)
+TOOL_OBJS := $(TOOL_SRCS:%.c=$(B)/obj/%.o)
 TEST_SRCS := $(sort $(wildcard tests/unit/*.c tests/api/*.c))
+CXX      ?= c++
 TESTS     := $(TEST_SRCS:%.c=$(B)/%)
 
 SONAME   := libvhd.so.$(SOMAJOR)
 PROGRAMS := $(B)/vhdtool
 
 .PHONY: all check check-asan deps demo install clean
-all: $(B)/libvhd.a $(B)/libvhd.so $(PROGRAMS) $(B)/libvhd.pc
+all: $(B)/libvhd.a $(B)/libvhd.so $(PROGRAMS) $(B)/libvhd.pc $(B)/libvhd.3
 
-$(B)/libvhd/%.o: libvhd/%.c
+$(B)/obj/libvhd/%.o: libvhd/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(LIB_CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
@@ -52,7 +53,11 @@ $(B)/libvhd.pc: libvhd/libvhd.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' $< > $@
 
-$(B)/vhdtool/%.o: vhdtool/%.c
+$(B)/libvhd.3: docs/libvhd.pod
+	@mkdir -p $(@D)
+	pod2man --section=3 --name=libvhd --center=libvhd --release=$(VERSION) $< > $@
+
+$(B)/obj/vhdtool/%.o: vhdtool/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
@@ -72,7 +77,15 @@ check: deps
 	$(MAKE) all tests EXTRA_CFLAGS=-Werror
 	B=$(B) tests/run-tests.sh $(TESTS)
 
-tests: $(TESTS)
+tests: $(TESTS) $(B)/tests/compile/header-c99.o $(B)/tests/compile/header-cxx.o
+
+# The public header stands alone, in strict C99 and in C++.
+$(B)/tests/compile/header-c99.o: tests/compile/header-only.c include/libvhd.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 -pedantic -Wall -Wextra -Werror -Iinclude -c -o $@ $<
+$(B)/tests/compile/header-cxx.o: tests/compile/header-only.c include/libvhd.h
+	@mkdir -p $(@D)
+	$(CXX) -x c++ -std=c++11 -pedantic -Wall -Wextra -Werror -Iinclude -c -o $@ $<
 
 check-asan: deps
 	$(MAKE) check B=build-asan \
@@ -91,6 +104,8 @@ install: all
 	ln -sf libvhd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libvhd.so
 	install -m 644 $(B)/libvhd.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libvhd.pc
 	install -m 755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man3
+	install -m 644 $(B)/libvhd.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 
 clean:
 	rm -rf build build-asan

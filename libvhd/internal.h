@@ -51,6 +51,10 @@ struct io_ops {
   int (*truncate) (struct io *io, uint64_t size);
   /* Give [offset, offset+count) back to the host; reads then see zeros. */
   int (*punch_hole) (struct io *io, uint64_t offset, uint64_t count);
+  /* Whether offset (< size) lies in data or in a hole of the host file,
+   * and how far that run goes (at most to the end of the file). */
+  int (*run_at) (struct io *io, uint64_t offset, bool *data,
+                 uint64_t *length);
   /* Host bytes in use (st_blocks), or the size for memory. */
   int64_t (*allocated) (struct io *io);
   void (*close) (struct io *io);

@@ -129,6 +129,39 @@ file_punch_hole (struct io *io, uint64_t offset, uint64_t count)
   return 0;
 }
 
+/* SEEK_DATA/SEEK_HOLE; a file system without them is all data. */
+static int
+file_run_at (struct io *io, uint64_t offset, bool *data, uint64_t *length)
+{
+  struct io_file *f = (struct io_file *) io;
+  int64_t size = file_get_size (io);
+  off_t next;
+
+  if (size < 0)
+    return -1;
+  if ((uint64_t) size <= offset) {
+    set_error (EIO, "offset %" PRIu64 " past the end of file", offset);
+    return -1;
+  }
+  next = lseek (f->fd, (off_t) offset, SEEK_DATA);
+  if (next == -1 && errno == ENXIO) /* nothing but a hole to the end */
+    next = size;
+  if (next == -1) {
+    *data = true;
+    *length = (uint64_t) size - offset;
+    return 0;
+  }
+  if ((uint64_t) next > offset) {
+    *data = false;
+    *length = (uint64_t) next - offset;
+    return 0;
+  }
+  next = lseek (f->fd, (off_t) offset, SEEK_HOLE);
+  *data = true;
+  *length = (next == -1 ? (uint64_t) size : (uint64_t) next) - offset;
+  return 0;
+}
+
 static int64_t
 file_allocated (struct io *io)
 {
@@ -159,6 +192,7 @@ static const struct io_ops file_ops = {
   .get_size = file_get_size,
   .truncate = file_truncate,
   .punch_hole = file_punch_hole,
+  .run_at = file_run_at,
   .allocated = file_allocated,
   .close = file_close,
 };

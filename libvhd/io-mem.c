@@ -149,6 +149,20 @@ mem_punch_hole (struct io *io, uint64_t offset, uint64_t count)
   return 0;
 }
 
+static int
+mem_run_at (struct io *io, uint64_t offset, bool *data, uint64_t *length)
+{
+  struct io_mem *m = (struct io_mem *) io;
+
+  if (offset >= m->len) {
+    set_error (EIO, "offset %" PRIu64 " past the end of file", offset);
+    return -1;
+  }
+  *data = true;
+  *length = m->len - offset;
+  return 0;
+}
+
 static int64_t
 mem_allocated (struct io *io)
 {
@@ -172,6 +186,7 @@ static const struct io_ops mem_ops = {
   .get_size = mem_get_size,
   .truncate = mem_truncate,
   .punch_hole = mem_punch_hole,
+  .run_at = mem_run_at,
   .allocated = mem_allocated,
   .close = mem_close,
 };

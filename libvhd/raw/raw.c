@@ -1,9 +1,9 @@
 /* raw.c: the raw format: the file is the disk, byte for byte.
  *
  * Used for convert and as a parent where a format allows it.  Holes in the
- * host file are reported as zero extents (SEEK_DATA/SEEK_HOLE are not used
- * yet: every byte counts as data).  Sizes need not be sector multiples;
- * the core pads reads past the end with zeros.
+ * host file (SEEK_DATA/SEEK_HOLE) are reported as absent, so the allocation
+ * map of a sparse raw file is exact and convert skips its holes unread.
+ * Sizes need not be sector multiples.
  */
 #include <errno.h>
 #include <string.h>
@@ -41,8 +41,13 @@ static int
 raw_map (struct vhd_disk *d, uint64_t offset, uint64_t count,
          struct extent *e)
 {
-  e->length = count;
-  e->state = LAYER_DATA;
+  bool data;
+  uint64_t run;
+
+  if (d->io->ops->run_at (d->io, offset, &data, &run) == -1)
+    return -1;
+  e->length = MIN (run, count);
+  e->state = data ? LAYER_DATA : LAYER_ABSENT;
   e->host_offset = offset;
   return 0;
 }

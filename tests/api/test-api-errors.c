@@ -1,0 +1,180 @@
+/* test-api-errors.c: the error contract of the public calls.
+ * Each failure returns -1/NULL, sets errno, and leaves a message that
+ * starts with the public function's name. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "libvhd.h"
+
+static void
+expect_error (const char *context, int errnum)
+{
+  const char *msg = vhd_get_error ();
+  cr_assert_not_null (msg);
+  cr_expect_eq (vhd_get_errno (), errnum, "errno %d, want %d (%s)",
+                vhd_get_errno (), errnum, msg);
+  cr_expect_eq (strncmp (msg, context, strlen (context)), 0,
+                "message \"%s\" should start with %s", msg, context);
+}
+
+/* A raw file of `size` bytes, removed at exit of the test process. */
+static char *
+make_raw (uint64_t size)
+{
+  static char path[] = "/tmp/libvhd-test-XXXXXX";
+  int fd = mkstemp (path);
+  cr_assert_neq (fd, -1);
+  cr_assert_eq (ftruncate (fd, (off_t) size), 0);
+  close (fd);
+  return path;
+}
+
+Test (errors, open_null_path)
+{
+  cr_assert_null (vhd_open (NULL, 0));
+  expect_error ("vhd_open: ", EFAULT);
+}
+
+Test (errors, open_missing_file)
+{
+  cr_assert_null (vhd_open ("/nonexistent/file.vhd", VHD_OPEN_RDONLY));
+  expect_error ("vhd_open: ", ENOENT);
+  cr_expect (strstr (vhd_get_error (), "/nonexistent/file.vhd") != NULL);
+}
+
+Test (errors, open_bad_flags)
+{
+  cr_assert_null (vhd_open ("/dev/null", 0x80000000U));
+  expect_error ("vhd_open: ", EINVAL);
+}
+
+Test (errors, close_null_is_fine)
+{
+  vhd_close (NULL);
+}
+
+Test (errors, null_disk_everywhere)
+{
+  uint8_t b[1];
+  char id[37];
+
+  cr_expect_eq (vhd_get_size (NULL), -1);
+  expect_error ("vhd_get_size: ", EFAULT);
+  cr_expect_eq (vhd_pread (NULL, b, 1, 0), -1);
+  expect_error ("vhd_pread: ", EFAULT);
+  cr_expect_eq (vhd_pwrite (NULL, b, 1, 0), -1);
+  expect_error ("vhd_pwrite: ", EFAULT);
+  cr_expect_eq (vhd_flush (NULL), -1);
+  expect_error ("vhd_flush: ", EFAULT);
+  cr_expect_eq (vhd_get_format (NULL), -1);
+  expect_error ("vhd_get_format: ", EFAULT);
+  cr_expect_eq (vhd_get_id (NULL, id), -1);
+  expect_error ("vhd_get_id: ", EFAULT);
+  cr_expect_eq (vhd_block_status (NULL, 0, 1, NULL, NULL), -1);
+  expect_error ("vhd_block_status: ", EFAULT);
+  cr_expect_eq (vhd_copy (NULL, NULL, NULL, NULL), -1);
+  expect_error ("vhd_copy: ", EFAULT);
+}
+
+Test (errors, read_past_end)
+{
+  struct vhd_disk *d = vhd_open (make_raw (4096), VHD_OPEN_RDONLY);
+  uint8_t buf[512];
+
+  cr_assert_not_null (d, "%s", vhd_get_error ());
+  cr_expect_eq (vhd_pread (d, buf, sizeof buf, 4096 - 256), -1);
+  expect_error ("vhd_pread: ", ERANGE);
+  cr_expect_eq (vhd_pread (d, buf, sizeof buf, UINT64_MAX - 10), -1);
+  expect_error ("vhd_pread: ", ERANGE);
+  cr_expect_eq (vhd_pread (d, NULL, 1, 0), -1);
+  expect_error ("vhd_pread: ", EFAULT);
+  vhd_close (d);
+}
+
+Test (errors, write_to_readonly_handle)
+{
+  char *path = make_raw (4096);
+  struct vhd_disk *d = vhd_open (path, VHD_OPEN_RDONLY);
+  uint8_t buf[512] = { 1 };
+
+  cr_assert_not_null (d, "%s", vhd_get_error ());
+  cr_expect_eq (vhd_pwrite (d, buf, sizeof buf, 0), -1);
+  expect_error ("vhd_pwrite: ", EROFS);
+  vhd_close (d);
+  unlink (path);
+}
+
+Test (errors, raw_read_write_unaligned)
+{
+  char *path = make_raw (10000); /* not a sector multiple */
+  struct vhd_disk *d = vhd_open (path, 0);
+  uint8_t in[3000], out[3000];
+
+  cr_assert_not_null (d, "%s", vhd_get_error ());
+  cr_expect_eq (vhd_get_format (d), VHD_FORMAT_RAW);
+  cr_expect_eq (vhd_get_size (d), 10000);
+  for (size_t i = 0; i < sizeof in; i++)
+    in[i] = (uint8_t) (i * 7 + 3);
+  cr_assert_eq (vhd_pwrite (d, in, sizeof in, 7000), 0, "%s",
+                vhd_get_error ());
+  cr_assert_eq (vhd_pread (d, out, sizeof out, 7000), 0, "%s",
+                vhd_get_error ());
+  cr_expect_arr_eq (in, out, sizeof in);
+  cr_expect_eq (vhd_flush (d), 0);
+  vhd_close (d);
+  unlink (path);
+}
+
+Test (errors, create_opts_validation)
+{
+  struct vhd_create_opts *o = vhd_create_opts_new ();
+
+  cr_assert_not_null (o);
+  cr_expect_eq (vhd_create_opts_set_format (o, 99), -1);
+  expect_error ("vhd_create_opts_set_format: ", EINVAL);
+  cr_expect_eq (vhd_create_opts_set_type (o, VHD_TYPE_DIFFERENCING), -1);
+  expect_error ("vhd_create_opts_set_type: ", EINVAL);
+  cr_expect_eq (vhd_create_opts_set_size (o, 0), -1);
+  expect_error ("vhd_create_opts_set_size: ", ERANGE);
+  cr_expect_eq (vhd_create_opts_set_block_size (o, 3000), -1);
+  expect_error ("vhd_create_opts_set_block_size: ", EINVAL);
+  cr_expect_eq (vhd_create_opts_set_sector_size (o, 1024, 512), -1);
+  expect_error ("vhd_create_opts_set_sector_size: ", EINVAL);
+  cr_expect_eq (vhd_create_opts_set_size (NULL, 1), -1);
+  expect_error ("vhd_create_opts_set_size: ", EFAULT);
+  vhd_create_opts_free (o);
+  vhd_create_opts_free (NULL);
+}
+
+Test (errors, create_refuses_existing_file)
+{
+  char *path = make_raw (4096);
+  struct vhd_create_opts *o = vhd_create_opts_new ();
+
+  cr_assert_eq (vhd_create_opts_set_size (o, 1 << 20), 0);
+  cr_expect_null (vhd_create (path, o));
+  expect_error ("vhd_create: ", EEXIST);
+  vhd_create_opts_free (o);
+  unlink (path);
+}
+
+Test (errors, create_without_size)
+{
+  char path[] = "/tmp/libvhd-test-nosize.vhd";
+  struct vhd_create_opts *o = vhd_create_opts_new ();
+
+  unlink (path);
+  cr_expect_null (vhd_create (path, o));
+  expect_error ("vhd_create: ", EINVAL);
+  cr_expect_eq (access (path, F_OK), -1, "a failed create leaves no file");
+  vhd_create_opts_free (o);
+}
+
+Test (errors, version)
+{
+  cr_expect_str_eq (vhd_get_version (), "0.1.0");
+}
