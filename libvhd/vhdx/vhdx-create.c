@@ -11,7 +11,12 @@
  *
  * New dynamic and differencing blocks are NOT_PRESENT (entry 0), as
  * Hyper-V writes them; a fixed image's blocks are FULLY_PRESENT and its
- * file parameters say LeaveBlocksAllocated.  The default block size is
+ * file parameters say LeaveBlocksAllocated.  A differencing image gets
+ * all its sector bitmap blocks up front, zeroed (the file is extended,
+ * not written: they stay sparse until used), as Hyper-V's checkpoints
+ * have them: libvhdi 20210425 reads a NOT_PRESENT block of a chunk
+ * without a sector bitmap wrongly (only the first sector of a read comes
+ * from the parent).  The default block size is
  * 32 MiB.  A differencing image takes its parent's logical and physical
  * sector sizes (the spec requires equal logical sectors) and records the
  * parent's link ID (a VHDX parent's DataWriteGuid) as parent_linkage,
@@ -151,6 +156,8 @@ plan (const struct create_params *p, struct layout *l)
   }
   l->data_offset = BAT_OFFSET + l->bat_length;
   l->file_size = l->data_offset;
+  if (l->md.has_parent)
+    l->file_size += l->geo.bitmap_blocks * VHDX_BITMAP_BLOCK_SIZE;
   if (p->type == VHD_TYPE_FIXED)
     l->file_size += l->geo.data_blocks * l->md.block_size;
   return 0;
@@ -229,6 +236,25 @@ write_metadata (struct io *io, const struct layout *l)
   return r;
 }
 
+/* The entry at BAT index idx of a new image. */
+static uint64_t
+new_entry (const struct layout *l, uint64_t idx, bool fixed)
+{
+  uint64_t cr = l->geo.chunk_ratio;
+
+  if (idx % (cr + 1) == cr) /* a sector bitmap */
+    return l->md.has_parent
+             ? vhdx_bat_entry (VHDX_SB_PRESENT,
+                               l->data_offset
+                                 + idx / (cr + 1) * VHDX_BITMAP_BLOCK_SIZE)
+             : 0;
+  if (!fixed)
+    return 0;
+  return vhdx_bat_entry (VHDX_PAYLOAD_FULLY_PRESENT,
+                         l->data_offset
+                           + (idx - idx / (cr + 1)) * l->md.block_size);
+}
+
 /* The BAT, written one 1 MiB piece at a time. */
 static int
 write_bat (struct io *io, const struct layout *l, bool fixed)
@@ -243,15 +269,8 @@ write_bat (struct io *io, const struct layout *l, bool fixed)
   }
   for (piece = 0; piece * per < l->geo.entries && r == 0; piece++) {
     memset (buf, 0, VHDX_MiB);
-    for (i = 0; fixed && i < per && piece * per + i < l->geo.entries; i++) {
-      uint64_t idx = piece * per + i, cr = l->geo.chunk_ratio;
-      if (idx % (cr + 1) == cr)
-        continue; /* a sector bitmap entry */
-      uint64_t block = idx - idx / (cr + 1);
-      put_le64 (buf + i * 8,
-                vhdx_bat_entry (VHDX_PAYLOAD_FULLY_PRESENT,
-                                l->data_offset + block * l->md.block_size));
-    }
+    for (i = 0; i < per && piece * per + i < l->geo.entries; i++)
+      put_le64 (buf + i * 8, new_entry (l, piece * per + i, fixed));
     r = io_pwrite (io, buf, VHDX_MiB, BAT_OFFSET + piece * VHDX_MiB);
   }
   free (buf);
