@@ -15,6 +15,7 @@
 #define PROBE_HEAD 65536
 
 static const struct format_ops *const formats[] = {
+  &vhdx_format_ops,
   &vhd_format_ops,
   &raw_format_ops,
 };

@@ -181,6 +181,7 @@ struct format_ops {
 
 extern const struct format_ops raw_format_ops;
 extern const struct format_ops vhd_format_ops;
+extern const struct format_ops vhdx_format_ops;
 
 /* format.c */
 const struct format_ops *format_by_id (enum vhd_format format);

@@ -1,0 +1,457 @@
+/* vhdx-write.c: writing a VHDX image: headers, block allocation, and
+ * metadata updates through the log (MS-VHDX 2.2.2.1, 2.3).
+ *
+ * CRASH SAFETY.  Payload data is written in place; everything else
+ * (BAT entries, sector bitmaps) changes only through the log:
+ *
+ *   0. Before the first write of a session, the headers are rewritten
+ *      with a new FileWriteGuid and DataWriteGuid (sequence + 1, the
+ *      non-current slot first, flushed, then the other slot, flushed).
+ *   1. New blocks are taken at the 1 MiB-aligned end of the file (the
+ *      file is extended, so they read as zeros), their data written, and
+ *      everything flushed: the data is durable before anything points
+ *      at it.
+ *   2. The changed 4 KiB metadata pages go into one log entry, written at
+ *      the log's head and flushed.  The entry's Tail is itself: earlier
+ *      entries are always applied already.  The first entry after the
+ *      log was idle carries a fresh LogGuid, which the headers then get
+ *      (written and flushed twice) -- only then is the entry live.
+ *   3. The pages are written to their places and flushed.
+ *   On flush, an active log is retired by clearing LogGuid in the
+ *   headers, so a flushed image needs no replay (qemu opens it read-only).
+ *
+ * A crash before the entry is live loses only the unacknowledged write
+ * (new blocks leak at the end of the file); after it, replay on the next
+ * open completes the update.  An entry never overlaps its predecessor
+ * (entries are at most half the log), so a torn entry leaves the
+ * previous, already applied one as the newest valid sequence, and
+ * replaying it again changes nothing.
+ *
+ * A metadata update that fails half-way leaves the in-memory BAT ahead of
+ * the file: the handle then refuses further writes (reopen to recover).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "byteorder.h"
+#include "log.h"
+#include "minmax.h"
+#include "vhdx.h"
+
+#define BAT_PER_PAGE (VHDX_LOG_SECTOR / 8)
+#define MAX_STAGED 64U
+
+/* A metadata page to update through the log: a BAT page (built from the
+ * in-memory BAT at commit time) or a sector bitmap page (data). */
+struct staged {
+  uint64_t offset;
+  uint8_t *data;   /* bitmap pages; NULL for BAT pages */
+};
+
+struct stage {
+  struct staged p[MAX_STAGED];
+  unsigned n;
+};
+
+/* --- headers ------------------------------------------------------------------- */
+
+int
+vhdx_update_headers (struct vhd_disk *d, bool new_data_guid)
+{
+  struct vhdx *v = d->priv;
+  uint8_t raw[VHDX_HDR_SIZE];
+  unsigned i;
+
+  if (!v->file_guid_renewed) {
+    uuid_generate_bytes (v->hdr.file_write_guid);
+    v->file_guid_renewed = true;
+  }
+  if (new_data_guid) {
+    uuid_generate_bytes (v->hdr.data_write_guid);
+    memcpy (d->link_id, v->hdr.data_write_guid, 16);
+  }
+  for (i = 0; i < 2; i++) {
+    unsigned slot = 1 - v->current;
+    v->hdr.sequence++;
+    vhdx_header_encode (&v->hdr, raw);
+    if (io_pwrite (d->io, raw, sizeof raw,
+                   slot ? VHDX_HEADER2_OFFSET : VHDX_HEADER1_OFFSET) == -1
+        || io_flush (d->io) == -1) {
+      prefix_error ("updating the VHDX header");
+      return -1;
+    }
+    v->current = slot;
+  }
+  return 0;
+}
+
+/* --- staging ---------------------------------------------------------------------- */
+
+static struct staged *
+stage_find (struct stage *st, uint64_t offset)
+{
+  unsigned i;
+
+  for (i = 0; i < st->n; i++)
+    if (st->p[i].offset == offset)
+      return &st->p[i];
+  return NULL;
+}
+
+static void
+stage_bat (struct vhdx *v, struct stage *st, uint64_t index)
+{
+  uint64_t offset = v->bat_offset + index / BAT_PER_PAGE * VHDX_LOG_SECTOR;
+
+  if (stage_find (st, offset) == NULL)
+    st->p[st->n++] = (struct staged) { offset, NULL };
+}
+
+static void
+stage_free (struct stage *st)
+{
+  unsigned i;
+
+  for (i = 0; i < st->n; i++)
+    free (st->p[i].data);
+  st->n = 0;
+}
+
+/* A sector bitmap page, read from the file the first time it is staged. */
+static uint8_t *
+stage_bitmap_page (struct vhd_disk *d, struct stage *st, uint64_t offset)
+{
+  struct staged *s = stage_find (st, offset);
+  uint8_t *data;
+
+  if (s)
+    return s->data;
+  data = malloc (VHDX_LOG_SECTOR);
+  if (data == NULL) {
+    set_error (ENOMEM, "out of memory");
+    return NULL;
+  }
+  if (io_pread (d->io, data, VHDX_LOG_SECTOR, offset) == -1) {
+    free (data);
+    return NULL;
+  }
+  st->p[st->n++] = (struct staged) { offset, data };
+  return data;
+}
+
+/* --- the log ------------------------------------------------------------------- */
+
+static void
+encode_bat_page (const struct vhdx *v, uint64_t offset, uint8_t *page)
+{
+  uint64_t first = (offset - v->bat_offset) / 8, i;
+
+  memset (page, 0, VHDX_LOG_SECTOR);
+  for (i = 0; i < BAT_PER_PAGE && first + i < v->geo.entries; i++)
+    put_le64 (page + i * 8, v->bat[first + i]);
+}
+
+/* Write the entry at the log's head (wrapping at the log's end). */
+static int
+write_entry (struct vhd_disk *d, const uint8_t *entry, uint64_t len)
+{
+  struct vhdx *v = d->priv;
+  uint64_t first = MIN (len, (uint64_t) v->hdr.log_length - v->log_head);
+
+  if (io_pwrite (d->io, entry, (size_t) first,
+                 v->hdr.log_offset + v->log_head) == -1)
+    return -1;
+  if (first < len
+      && io_pwrite (d->io, entry + first, (size_t) (len - first),
+                    v->hdr.log_offset) == -1)
+    return -1;
+  return io_flush (d->io);
+}
+
+static int
+log_pages (struct vhd_disk *d, const struct vhdx_log_page *pages, unsigned n)
+{
+  struct vhdx *v = d->priv;
+  uint64_t len = vhdx_log_entry_length (n);
+  int64_t size = io_get_size (d->io);
+  uint8_t *entry;
+  bool activate = !v->log_active;
+  int r;
+
+  if (size < 0)
+    return -1;
+  if (activate) {
+    uuid_generate_bytes (v->hdr.log_guid);
+    v->log_head = 0;
+  }
+  entry = malloc ((size_t) len);
+  if (entry == NULL) {
+    set_error (ENOMEM, "out of memory");
+    return -1;
+  }
+  vhdx_log_entry_encode (entry, v->log_sequence + 1, v->log_head,
+                         v->hdr.log_guid,
+                         (uint64_t) size / VHDX_MiB * VHDX_MiB,
+                         ROUND_UP ((uint64_t) size, VHDX_MiB), pages, n);
+  r = write_entry (d, entry, len);
+  free (entry);
+  if (r == 0 && activate && (r = vhdx_update_headers (d, false)) == 0)
+    v->log_active = true;
+  if (r == -1)
+    return -1;
+  v->log_sequence++;
+  v->log_head = (uint32_t) ((v->log_head + len) % v->hdr.log_length);
+  return 0;
+}
+
+static int
+apply_pages (struct vhd_disk *d, const struct vhdx_log_page *pages,
+             unsigned n)
+{
+  unsigned i;
+
+  for (i = 0; i < n; i++)
+    if (io_pwrite (d->io, pages[i].data, VHDX_LOG_SECTOR,
+                   pages[i].file_offset) == -1)
+      return -1;
+  return io_flush (d->io);
+}
+
+/* Steps 1-3 of the file-top note for the staged pages. */
+static int
+commit (struct vhd_disk *d, struct stage *st)
+{
+  struct vhdx *v = d->priv;
+  struct vhdx_log_page pages[MAX_STAGED];
+  uint8_t *bat_pages;
+  unsigned i;
+  int r = -1;
+
+  if (st->n == 0)
+    return 0;
+  bat_pages = malloc ((size_t) st->n * VHDX_LOG_SECTOR);
+  if (bat_pages == NULL) {
+    set_error (ENOMEM, "out of memory");
+    goto out;
+  }
+  for (i = 0; i < st->n; i++) {
+    pages[i].file_offset = st->p[i].offset;
+    pages[i].data = st->p[i].data;
+    if (pages[i].data == NULL) {
+      encode_bat_page (v, st->p[i].offset, bat_pages + i * VHDX_LOG_SECTOR);
+      pages[i].data = bat_pages + i * VHDX_LOG_SECTOR;
+    }
+  }
+  if (io_flush (d->io) == 0 && log_pages (d, pages, st->n) == 0
+      && apply_pages (d, pages, st->n) == 0)
+    r = 0;
+out:
+  free (bat_pages);
+  stage_free (st);
+  if (r == -1) {
+    v->failed = true;
+    prefix_error ("updating VHDX metadata through the log");
+  }
+  return r;
+}
+
+/* --- allocation ---------------------------------------------------------------- */
+
+/* size bytes at the end of the file, which is extended to cover them. */
+static int
+allocate (struct vhd_disk *d, uint64_t size, uint64_t *offset)
+{
+  struct vhdx *v = d->priv;
+  int64_t cur = io_get_size (d->io);
+
+  if (cur < 0)
+    return -1;
+  v->file_end = MAX (v->file_end, ROUND_UP ((uint64_t) cur, VHDX_MiB));
+  *offset = v->file_end;
+  if (d->io->ops->truncate (d->io, v->file_end + size) == -1)
+    return -1;
+  v->file_end += size;
+  return 0;
+}
+
+/* The chunk's sector bitmap block, allocated (zeroed) when missing. */
+static int
+ensure_bitmap (struct vhd_disk *d, struct stage *st, uint64_t chunk,
+               uint64_t *offset)
+{
+  struct vhdx *v = d->priv;
+  uint64_t i = vhdx_bat_bitmap_index (&v->geo, chunk);
+
+  if (vhdx_bat_state (v->bat[i]) != VHDX_SB_PRESENT) {
+    if (allocate (d, VHDX_BITMAP_BLOCK_SIZE, offset) == -1)
+      return -1;
+    v->bat[i] = vhdx_bat_entry (VHDX_SB_PRESENT, *offset);
+    stage_bat (v, st, i);
+  }
+  *offset = vhdx_bat_offset (v->bat[i]);
+  return 0;
+}
+
+/* Mark sectors [in, in + n) of a partially present block as ours. */
+static int
+mark_present (struct vhd_disk *d, struct stage *st, uint64_t block,
+              uint64_t in, uint64_t n)
+{
+  struct vhdx *v = d->priv;
+  uint64_t ls = d->logical_sector, bm, s;
+  uint64_t first = (block % v->geo.chunk_ratio) * v->sectors_per_block;
+
+  if (ensure_bitmap (d, st, block / v->geo.chunk_ratio, &bm) == -1)
+    return -1;
+  vhdx_forget_bitmap (v, block);
+  for (s = first + in / ls; s < first + (in + n) / ls; s++) {
+    uint64_t byte = s / 8;
+    uint8_t *page = stage_bitmap_page (d, st, bm + byte / VHDX_LOG_SECTOR
+                                                    * VHDX_LOG_SECTOR);
+    if (page == NULL)
+      return -1;
+    page[byte % VHDX_LOG_SECTOR] |= (uint8_t) (1U << (s % 8));
+  }
+  return 0;
+}
+
+/* True when the sectors [in, in + n) of a partially present block are
+ * already ours (no bitmap update needed). */
+static bool
+all_present (struct vhd_disk *d, uint64_t block, uint64_t in, uint64_t n)
+{
+  const uint8_t *bits = vhdx_block_bitmap (d, block);
+  uint64_t ls = d->logical_sector, s;
+
+  if (bits == NULL)
+    return false; /* mark_present rereads and reports */
+  for (s = in / ls; s < (in + n) / ls; s++)
+    if (!((bits[s / 8] >> (s % 8)) & 1))
+      return false;
+  return true;
+}
+
+/* --- writing one block's part ----------------------------------------------------- */
+
+static int
+write_new_block (struct vhd_disk *d, struct stage *st, uint64_t block,
+                 uint64_t in, const uint8_t *src, uint64_t n)
+{
+  struct vhdx *v = d->priv;
+  uint64_t idx = vhdx_bat_payload_index (&v->geo, block), off;
+  uint64_t bs = v->md.block_size;
+  uint64_t block_len = MIN (bs, d->size - block * bs);
+  unsigned old = vhdx_bat_state (v->bat[idx]);
+  bool partial = d->type == VHD_TYPE_DIFFERENCING && old != VHDX_PAYLOAD_ZERO
+                 && !(in == 0 && n == block_len);
+
+  if (allocate (d, bs, &off) == -1
+      || io_pwrite (d->io, src, (size_t) n, off + in) == -1)
+    return -1;
+  v->bat[idx] = vhdx_bat_entry (partial ? VHDX_PAYLOAD_PARTIALLY_PRESENT
+                                        : VHDX_PAYLOAD_FULLY_PRESENT, off);
+  stage_bat (v, st, idx);
+  return partial ? mark_present (d, st, block, in, n) : 0;
+}
+
+static int
+write_block (struct vhd_disk *d, struct stage *st, uint64_t block,
+             uint64_t in, const uint8_t *src, uint64_t n)
+{
+  struct vhdx *v = d->priv;
+  uint64_t e = v->bat[vhdx_bat_payload_index (&v->geo, block)];
+
+  switch (vhdx_bat_state (e)) {
+  case VHDX_PAYLOAD_FULLY_PRESENT:
+    return io_pwrite (d->io, src, (size_t) n, vhdx_bat_offset (e) + in);
+  case VHDX_PAYLOAD_PARTIALLY_PRESENT:
+    if (io_pwrite (d->io, src, (size_t) n, vhdx_bat_offset (e) + in) == -1)
+      return -1;
+    if (all_present (d, block, in, n))
+      return 0;
+    return mark_present (d, st, block, in, n);
+  default:
+    return write_new_block (d, st, block, in, src, n);
+  }
+}
+
+/* Room in the stage for one more block's updates: its BAT page, a
+ * bitmap's BAT page and the bitmap pages of one block (at most 16 for a
+ * 256 MiB block of 512-byte sectors). */
+static bool
+stage_has_room (const struct stage *st)
+{
+  return st->n + 18 <= MAX_STAGED;
+}
+
+static int
+begin_write (struct vhd_disk *d)
+{
+  struct vhdx *v = d->priv;
+
+  if (v->failed) {
+    set_error (EIO, "an earlier metadata update failed; reopen the image");
+    return -1;
+  }
+  if (v->hdr.log_length == 0) {
+    set_error (ENOTSUP, "a VHDX image without a log cannot be written");
+    return -1;
+  }
+  if (!v->data_guid_renewed) {
+    if (vhdx_update_headers (d, true) == -1)
+      return -1;
+    v->data_guid_renewed = true;
+  }
+  return 0;
+}
+
+int
+vhdx_pwrite (struct vhd_disk *d, const void *buf, size_t count,
+             uint64_t offset)
+{
+  struct vhdx *v = d->priv;
+  const uint8_t *p = buf;
+  uint64_t bs = v->md.block_size;
+  struct stage *st;
+  int r = 0;
+
+  if (begin_write (d) == -1)
+    return -1;
+  st = calloc (1, sizeof *st);
+  if (st == NULL) {
+    set_error (ENOMEM, "out of memory");
+    return -1;
+  }
+  while (count > 0 && r == 0) {
+    uint64_t block = offset / bs, in = offset % bs;
+    uint64_t n = MIN ((uint64_t) count, bs - in);
+    if (!stage_has_room (st))
+      r = commit (d, st);
+    if (r == 0)
+      r = write_block (d, st, block, in, p, n);
+    p += n, count -= (size_t) n, offset += n;
+  }
+  if (r == 0)
+    r = commit (d, st);
+  stage_free (st);
+  free (st);
+  return r;
+}
+
+int
+vhdx_flush (struct vhd_disk *d)
+{
+  struct vhdx *v = d->priv;
+
+  if (io_flush (d->io) == -1)
+    return -1;
+  if (!v->log_active || v->failed)
+    return 0;
+  memset (v->hdr.log_guid, 0, GUID_SIZE);
+  if (vhdx_update_headers (d, false) == -1)
+    return -1;
+  v->log_active = false;
+  return 0;
+}
