@@ -191,15 +191,15 @@ layer_status (struct vhd_disk *d, uint64_t offset, uint64_t count,
       r = emit (em, offset, n, 0, depth);
     else if (e.state == LAYER_ZERO)
       r = emit (em, offset, n, hole, depth);
-    else if (d->parent == NULL)
-      r = emit (em, offset, n, hole, depth);
+    else if (d->parent == NULL) /* absent from every layer */
+      r = emit (em, offset, n, hole, depth + 1);
     else {
       struct vhd_disk *p = d->parent;
       uint64_t in_parent = offset < p->size ? MIN (n, p->size - offset) : 0;
       r = in_parent ? layer_status (p, offset, in_parent, depth + 1, em) : 0;
       if (r == 0 && n > in_parent)
         r = emit (em, offset + in_parent, n - in_parent, hole,
-                  depth + p->depth_below + 1);
+                  depth + p->depth_below + 2);
     }
     if (r)
       return r;
