@@ -174,12 +174,7 @@ relative_path (const char *path, const char *dir)
   return out;
 }
 
-struct parent_paths {
-  char abs[PATH_MAX];
-  char *rel;
-};
-
-static int
+int
 resolve_parent_paths (const char *child, const char *parent,
                       struct parent_paths *pp)
 {
