@@ -270,7 +270,7 @@ vhd_create (const char *path, const struct vhd_create_opts *o)
   if (d == NULL)
     prefix_error ("%s", path);
   if (o->parent)
-    vhd_close (p.parent);
+    disk_close (p.parent);
   free (pp.rel);
   return d;
 }

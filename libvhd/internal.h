@@ -266,6 +266,9 @@ struct vhd_disk *disk_open_io (struct io *io, const char *name,
                                unsigned flags, struct vhd_disk *parent);
 /* Open a file and, unless VHD_OPEN_NO_PARENT, its whole chain. */
 struct vhd_disk *disk_open_path (const char *path, unsigned flags);
+/* Flush (read-write handles) and free, without touching the error
+ * context: internal code closes handles in the middle of public calls. */
+void disk_close (struct vhd_disk *d);
 void disk_free (struct vhd_disk *d);
 
 /* chain.c: the core of the public calls; arguments already validated. */

@@ -50,7 +50,7 @@ check_as_reader (const char *path, struct check_ctx *c)
   if (d->size > 0 && chain_block_status (d, 0, d->size, count_extent, NULL))
     check_report (c, VHD_CHECK_CORRUPT, "allocation map: %s",
                   vhd_get_error ());
-  vhd_close (d);
+  disk_close (d);
 }
 
 int

@@ -114,15 +114,15 @@ commit_unlocked (struct vhd_disk *d, vhd_progress_fn progress, void *opaque)
     return -1;
   if (copy_layer (d, rw, progress, opaque) == -1
       || empty_child (d, rw) == -1) {
-    vhd_close (rw);
+    disk_close (rw);
     return -1;
   }
-  vhd_close (rw);
+  disk_close (rw);
   /* Our read-only view of the parent predates its new content. */
   ro = disk_open_path (d->parent->filename, VHD_OPEN_RDONLY);
   if (ro == NULL)
     return -1;
-  vhd_close (d->parent);
+  disk_close (d->parent);
   d->parent = ro;
   return 0;
 }

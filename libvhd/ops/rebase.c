@@ -36,7 +36,7 @@ rebase_unlocked (struct vhd_disk *d, const char *new_parent, unsigned flags)
     uuid_to_string (np->link_id, got);
     set_error (EBADMSG, "%s has ID %s but %s expects %s (use unsafe mode to "
                "accept it anyway)", new_parent, got, d->filename, want);
-    vhd_close (np);
+    disk_close (np);
     return -1;
   }
   r = resolve_parent_paths (d->filename, new_parent, &pp);
@@ -46,7 +46,7 @@ rebase_unlocked (struct vhd_disk *d, const char *new_parent, unsigned flags)
   p.parent_rel_path = pp.rel;
   if (r == 0 && chain_flush (d) == 0 && d->ops->set_parent (d, &p) == 0
       && chain_flush (d) == 0) {
-    vhd_close (d->parent);
+    disk_close (d->parent);
     d->parent = np;
     memcpy (d->parent_link_id, np->link_id, 16);
     free (d->parent_hint);
@@ -55,7 +55,7 @@ rebase_unlocked (struct vhd_disk *d, const char *new_parent, unsigned flags)
     return 0;
   }
   free (pp.rel);
-  vhd_close (np);
+  disk_close (np);
   return -1;
 }
 
