@@ -256,12 +256,17 @@ print(h.hexdigest(), n)'
 # lib_pwrite IMAGE OFFSET:LENGTH:SEED...: write pseudo-random regions (as
 # mkraw makes them) into IMAGE through libvhd's vhd_pwrite, via ctypes on
 # $B/libvhd.so: vhdtool has no write command, qemu no VHD differencing.
-lib_pwrite () {
-  # A sanitizer build (make check-asan) must have its runtime loaded first.
+# py_libvhd ARGS...: run python with $B/libvhd.so loadable through ctypes.
+# A sanitizer build (make check-asan) must have its runtime loaded first.
+py_libvhd () {
   local preload
   preload=$(ldd "$B/libvhd.so" 2>/dev/null | awk '/lib(asan|ubsan)\.so/ { printf "%s ", $3 }')
   LD_PRELOAD="$preload" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-  "$PY" - "$B/libvhd.so" "$@" <<'PYEOF'
+    "$PY" "$@"
+}
+
+lib_pwrite () {
+  py_libvhd - "$B/libvhd.so" "$@" <<'PYEOF'
 import ctypes, random, sys
 lib = ctypes.CDLL(sys.argv[1])
 lib.vhd_open.restype = ctypes.c_void_p

@@ -279,7 +279,7 @@ vf_unmount "$M"
 stream_same img.vhd ref.raw "fallocate after unmount"
 # The same calls straight through the library give the same map.
 # shellcheck disable=SC2086 # $punches: one argument per range
-"$PY" - "$B/libvhd.so" direct.vhd $punches "$((SIZE - 512)):512" <<'PYEOF' || fail "vhd_discard through ctypes failed"
+py_libvhd - "$B/libvhd.so" direct.vhd $punches "$((SIZE - 512)):512" <<'PYEOF' || fail "vhd_discard through ctypes failed"
 import ctypes, sys
 lib = ctypes.CDLL(sys.argv[1])
 lib.vhd_open.restype = ctypes.c_void_p

@@ -173,7 +173,7 @@ expect_same_file "$M/disk" ref.raw "after fallocate"
 vf_unmount "$M"
 stream_same img.vhdx ref.raw "fallocate after unmount"
 qemu_same ref.raw img.vhdx "fallocate after unmount"
-"$PY" - "$B/libvhd.so" direct.vhdx <<'PYEOF' || fail "vhd_discard through ctypes failed"
+py_libvhd - "$B/libvhd.so" direct.vhdx <<'PYEOF' || fail "vhd_discard through ctypes failed"
 import ctypes, sys
 lib = ctypes.CDLL(sys.argv[1])
 lib.vhd_open.restype = ctypes.c_void_p
