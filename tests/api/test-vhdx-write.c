@@ -505,3 +505,38 @@ Test (vhdx_log, replay_read_only_and_in_place)
   cr_expect (found, "no crash point left a live log entry");
   free (im.data);
 }
+
+/* 4096-byte logical sectors in a differencing chain: one bit of the
+ * sector bitmap per 4 KiB, 2 MiB blocks. */
+Test (vhdx_write, differencing_4096)
+{
+  struct image p = make (VHD_TYPE_DYNAMIC, 16 * MiB, 2 * MiB, 4096, NULL);
+  struct vhd_disk *d = open_image (&p, 0, NULL), *parent;
+  struct image pim, cim, after;
+
+  fill (d, 3, 6 * MiB, 0);
+  cr_assert_eq (vhd_flush (d), 0);
+  pim = snapshot (d->io);
+  vhd_close (d);
+  parent = open_image (&pim, VHD_OPEN_RDONLY, NULL);
+  cim = make (0, 0, 2 * MiB, 512, parent);
+  vhd_close (parent);
+  d = open_image (&cim, 0, open_image (&pim, VHD_OPEN_RDONLY, NULL));
+  cr_expect_eq (vhd_get_logical_sector_size (d), 4096);
+  fill (d, 4, 100, 2 * MiB + 4096 + 50);        /* one sector, unaligned */
+  fill (d, 6, 8192, 7 * MiB);                   /* past the parent's data */
+  cr_assert_eq (vhd_flush (d), 0);
+  after = snapshot (d->io);
+  vhd_close (d);
+  d = open_image (&after, VHD_OPEN_RDONLY,
+                  open_image (&pim, VHD_OPEN_RDONLY, NULL));
+  cr_expect_eq (check_from (d, 3, 0, 2 * MiB + 4096 + 50, 0), 0);
+  cr_expect_eq (check (d, 4, 100, 2 * MiB + 4096 + 50), 0);
+  cr_expect_eq (check_from (d, 3, 0, 4096 - 150, 2 * MiB + 4096 + 150), 0);
+  cr_expect_eq (check_from (d, 3, 0, 2 * MiB, 4 * MiB), 0);
+  cr_expect_eq (check (d, 6, 8192, 7 * MiB), 0);
+  cr_expect_eq (check (d, 0, 4096, 7 * MiB + 8192), 0);
+  cr_expect_eq (vhd_get_allocated_bytes (d), 4096 + 8192);
+  vhd_close (d);
+  free (p.data), free (pim.data), free (cim.data), free (after.data);
+}
