@@ -22,12 +22,19 @@ LIB_SRCS  := $(sort $(wildcard libvhd/*.c libvhd/*/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 TOOL_SRCS := $(sort $(wildcard vhdtool/*.c))
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(B)/obj/%.o)
+NBD_SRCS  := $(sort $(wildcard nbd-server/*.c))
+NBD_OBJS  := $(NBD_SRCS:%.c=$(B)/obj/%.o)
+FUSE_SRCS := $(sort $(wildcard vhdfuse/*.c))
+FUSE_OBJS := $(FUSE_SRCS:%.c=$(B)/obj/%.o)
+FUSE_CFLAGS = $(shell pkg-config --cflags fuse3 2>/dev/null)
+FUSE_LIBS   = $(shell pkg-config --libs fuse3 2>/dev/null)
 TEST_SRCS := $(sort $(wildcard tests/unit/*.c tests/api/*.c))
 CXX      ?= c++
 TESTS     := $(TEST_SRCS:%.c=$(B)/%)
 
 SONAME   := libvhd.so.$(SOMAJOR)
-PROGRAMS := $(B)/vhdtool
+PROGRAMS := $(B)/vhdtool $(if $(NBD_SRCS),$(B)/vhd-nbd-server) \
+            $(if $(FUSE_SRCS),$(B)/vhdfuse)
 
 .PHONY: all check check-asan deps demo install clean
 all: $(B)/libvhd.a $(B)/libvhd.so $(PROGRAMS) $(B)/libvhd.pc $(B)/libvhd.3
@@ -63,6 +70,20 @@ $(B)/obj/vhdtool/%.o: vhdtool/%.c
 
 $(B)/vhdtool: $(TOOL_OBJS) $(B)/libvhd.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(B)/libvhd.a $(LIBS)
+
+$(B)/obj/nbd-server/%.o: nbd-server/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+$(B)/vhd-nbd-server: $(NBD_OBJS) $(B)/libvhd.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(NBD_OBJS) $(B)/libvhd.a -laio $(LIBS)
+
+$(B)/obj/vhdfuse/%.o: vhdfuse/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(FUSE_CFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+$(B)/vhdfuse: $(FUSE_OBJS) $(B)/libvhd.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(FUSE_OBJS) $(B)/libvhd.a $(FUSE_LIBS) $(LIBS)
 
 # Tests see the library's internals: they link the static archive.
 $(B)/tests/%: tests/%.c $(B)/libvhd.a
@@ -110,4 +131,6 @@ install: all
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(TESTS:=.d)
+-include tests/fuzz/fuzz.mk
+-include $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(NBD_OBJS:.o=.d) \
+         $(FUSE_OBJS:.o=.d) $(TESTS:=.d)

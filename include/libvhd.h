@@ -104,11 +104,26 @@ extern const char *vhd_get_creator (struct vhd_disk *disk);
 /* 1 when the VHDX log had to be replayed on open, 0 otherwise. */
 extern int vhd_get_log_dirty (struct vhd_disk *disk);
 
+/* Make [offset, offset + count) read as zeros (also in a differencing
+ * disk: the parent's data there is hidden).  With VHD_ZERO_MAY_UNMAP the
+ * storage behind whole blocks may be given back; with VHD_ZERO_FAST the
+ * call fails with ENOTSUP instead of writing zeros when it cannot just
+ * mark or free the range.  vhd_discard is write_zeroes with MAY_UNMAP. */
+#define VHD_ZERO_MAY_UNMAP 0x1U
+#define VHD_ZERO_FAST      0x2U
+#define VHD_ZERO_MASK      0x3U
+extern int vhd_write_zeroes (struct vhd_disk *disk, uint64_t offset,
+                             uint64_t count, unsigned flags) VHD_WUR;
+extern int vhd_discard (struct vhd_disk *disk, uint64_t offset,
+                        uint64_t count) VHD_WUR;
+
 /* Allocation map.  The callback receives consecutive extents covering
  * [offset, offset + count): state is a combination of the flags below
  * (0 = data), depth the chain layer that supplies the extent (0 = this
- * file; the chain length for ranges no layer holds).  A non-zero return
- * from the callback stops the walk and is returned. */
+ * file, 1 its parent, ...).  A layer that stores the range as zeros
+ * without data gives HOLE|ZERO at its own depth; a range that no layer
+ * holds gives HOLE|ZERO at depth = the number of layers in the chain.
+ * A non-zero return from the callback stops the walk and is returned. */
 #define VHD_STATE_HOLE 0x1U /* no storage behind it in any layer */
 #define VHD_STATE_ZERO 0x2U /* reads as zeros */
 typedef int (*vhd_extent_fn) (void *opaque, uint64_t offset, uint64_t length,
@@ -123,6 +138,8 @@ extern void vhd_create_opts_free (struct vhd_create_opts *opts);
 extern int vhd_create_opts_set_format (struct vhd_create_opts *opts,
                                        int format);
 extern int vhd_create_opts_set_type (struct vhd_create_opts *opts, int type);
+/* Virtual size in bytes, rounded up to a whole logical sector for VHD
+ * and VHDX (raw keeps it exact). */
 extern int vhd_create_opts_set_size (struct vhd_create_opts *opts,
                                      uint64_t size);
 extern int vhd_create_opts_set_block_size (struct vhd_create_opts *opts,

@@ -92,9 +92,9 @@ chain_pread (struct vhd_disk *d, void *buf, size_t count, uint64_t offset)
 }
 
 /* Write part of one alignment unit: read it whole, patch, write it. */
-static int
-write_partial_unit (struct vhd_disk *d, const uint8_t *src, size_t len,
-                    uint64_t offset)
+int
+chain_write_partial (struct vhd_disk *d, const void *src, size_t len,
+                     uint64_t offset)
 {
   uint32_t align = disk_write_align (d);
   uint64_t start = offset / align * align;
@@ -124,7 +124,7 @@ chain_pwrite (struct vhd_disk *d, const void *buf, size_t count,
   /* Unaligned head (or a write inside one unit). */
   if (offset % align) {
     size_t n = (size_t) MIN ((uint64_t) count, align - offset % align);
-    if (write_partial_unit (d, p, n, offset) == -1)
+    if (chain_write_partial (d, p, n, offset) == -1)
       return -1;
     p += n, count -= n, offset += n;
   }
@@ -136,7 +136,7 @@ chain_pwrite (struct vhd_disk *d, const void *buf, size_t count,
     p += n, count -= n, offset += n;
   }
   /* Unaligned tail. */
-  if (count > 0 && write_partial_unit (d, p, count, offset) == -1)
+  if (count > 0 && chain_write_partial (d, p, count, offset) == -1)
     return -1;
   return 0;
 }
@@ -191,15 +191,15 @@ layer_status (struct vhd_disk *d, uint64_t offset, uint64_t count,
       r = emit (em, offset, n, 0, depth);
     else if (e.state == LAYER_ZERO)
       r = emit (em, offset, n, hole, depth);
-    else if (d->parent == NULL)
-      r = emit (em, offset, n, hole, depth);
+    else if (d->parent == NULL) /* absent from every layer */
+      r = emit (em, offset, n, hole, depth + 1);
     else {
       struct vhd_disk *p = d->parent;
       uint64_t in_parent = offset < p->size ? MIN (n, p->size - offset) : 0;
       r = in_parent ? layer_status (p, offset, in_parent, depth + 1, em) : 0;
       if (r == 0 && n > in_parent)
         r = emit (em, offset + in_parent, n - in_parent, hole,
-                  depth + p->depth_below + 1);
+                  depth + p->depth_below + 2);
     }
     if (r)
       return r;

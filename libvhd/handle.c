@@ -15,11 +15,11 @@
 
 /* Range check shared by I/O calls: [offset, offset+count) inside the disk. */
 static bool
-valid_range (struct vhd_disk *d, size_t count, uint64_t offset)
+valid_range (struct vhd_disk *d, uint64_t count, uint64_t offset)
 {
   if (offset > d->size || count > d->size - offset) {
-    set_error (ERANGE, "offset %" PRIu64 " + count %zu beyond disk size %"
-               PRIu64, offset, count, d->size);
+    set_error (ERANGE, "offset %" PRIu64 " + count %" PRIu64 " beyond disk "
+               "size %" PRIu64, offset, count, d->size);
     return false;
   }
   return true;
@@ -119,6 +119,41 @@ vhd_flush (struct vhd_disk *d)
   return chain_flush (d);
 }
 
+static int
+write_zeroes (struct vhd_disk *d, uint64_t offset, uint64_t count,
+              unsigned flags)
+{
+  if (!valid_disk (d))
+    return -1;
+  if (flags & ~VHD_ZERO_MASK) {
+    set_error (EINVAL, "unknown flags 0x%x", flags & ~VHD_ZERO_MASK);
+    return -1;
+  }
+  if (d->readonly) {
+    set_error (EROFS, "%s is open read-only", d->filename);
+    return -1;
+  }
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  if (!valid_range (d, count, offset))
+    return -1;
+  return chain_write_zeroes (d, offset, count, flags);
+}
+
+int
+vhd_write_zeroes (struct vhd_disk *d, uint64_t offset, uint64_t count,
+                  unsigned flags)
+{
+  set_error_context ("vhd_write_zeroes");
+  return write_zeroes (d, offset, count, flags);
+}
+
+int
+vhd_discard (struct vhd_disk *d, uint64_t offset, uint64_t count)
+{
+  set_error_context ("vhd_discard");
+  return write_zeroes (d, offset, count, VHD_ZERO_MAY_UNMAP);
+}
+
 int
 vhd_block_status (struct vhd_disk *d, uint64_t offset, uint64_t count,
                   vhd_extent_fn fn, void *opaque)
@@ -130,10 +165,8 @@ vhd_block_status (struct vhd_disk *d, uint64_t offset, uint64_t count,
     set_error (EFAULT, "fn cannot be NULL");
     return -1;
   }
-  if (count > SIZE_MAX)
-    count = SIZE_MAX;
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
-  if (!valid_range (d, (size_t) count, offset))
+  if (!valid_range (d, count, offset))
     return -1;
   return chain_block_status (d, offset, count, fn, opaque);
 }

@@ -166,6 +166,15 @@ struct format_ops {
   /* Make every completed write durable, metadata included. */
   int (*flush) (struct vhd_disk *d);
 
+  /* OPTIONAL (NULL: the core writes zero sectors instead).  Make whole
+   * logical sectors [offset, offset+count) read as zeros without writing
+   * zero data: mark blocks zero, or free them (VHD_ZERO_MAY_UNMAP).
+   * Returns how many bytes from offset it handled, or 0 when it cannot do
+   * the first part this way (the core then writes zeros up to the next
+   * block boundary and asks again), or -1 after set_error (). */
+  int64_t (*zero) (struct vhd_disk *d, uint64_t offset, uint64_t count,
+                   unsigned flags);
+
   /* Write a new, empty image into io (an empty byte source). */
   int (*create) (struct io *io, const struct create_params *p);
 };
@@ -230,6 +239,11 @@ int chain_pread (struct vhd_disk *d, void *buf, size_t count,
 int chain_pwrite (struct vhd_disk *d, const void *buf, size_t count,
                   uint64_t offset);
 int chain_flush (struct vhd_disk *d);
+/* Write part of one unit of write alignment: read it, patch, write. */
+int chain_write_partial (struct vhd_disk *d, const void *src, size_t len,
+                         uint64_t offset);
+int chain_write_zeroes (struct vhd_disk *d, uint64_t offset, uint64_t count,
+                        unsigned flags);
 int chain_block_status (struct vhd_disk *d, uint64_t offset, uint64_t count,
                         vhd_extent_fn fn, void *opaque);
 /* Bytes of the virtual disk that d's own file holds. */

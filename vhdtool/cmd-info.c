@@ -96,7 +96,9 @@ gather (struct facts *f)
   f->block_size = vhd_get_block_size (d);
   f->logical = vhd_get_logical_sector_size (d);
   f->physical = vhd_get_physical_sector_size (d);
-  f->has_id = vhd_get_id (d, f->id) == 0;
+  /* The nil UUID is what a raw file (or an image without one) has. */
+  f->has_id = vhd_get_id (d, f->id) == 0
+    && strcmp (f->id, "00000000-0000-0000-0000-000000000000") != 0;
   if (f->format < 0 || f->type < 0 || f->virtual_size < 0
       || f->file_size < 0 || f->allocated < 0 || f->block_size < 0
       || f->logical < 0 || f->physical < 0)
@@ -169,7 +171,9 @@ line (const char *key, const char *fs, ...)
 {
   va_list ap;
 
-  printf ("%s:%*s", key, (int) (KEY_WIDTH - strlen (key) - 1), "");
+  /* An empty key continues the previous line's list (chain). */
+  printf ("%s%s%*s", key, *key ? ":" : " ",
+          (int) (KEY_WIDTH - strlen (key) - 1), "");
   va_start (ap, fs);
   vprintf (fs, ap);
   va_end (ap);

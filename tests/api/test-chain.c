@@ -141,7 +141,7 @@ Test (chain, block_status_reports_depth)
   cr_expect_eq (x.e[2].depth, 1);
   cr_expect_eq (x.e[3].off, 4 * MiB); /* base blocks are 2 MiB */
   cr_expect_eq (x.e[3].state, VHD_STATE_HOLE | VHD_STATE_ZERO);
-  cr_expect_eq (x.e[3].depth, 1);
+  cr_expect_eq (x.e[3].depth, 2, "absent from both layers");
   vhd_close (d);
 }
 
@@ -223,4 +223,56 @@ Test (chain, parent_is_never_written)
   expect_bytes (b, 0xbb, 3 * MiB, 0);
   cr_expect_eq (vhd_get_file_size (b), before);
   vhd_close (b);
+}
+
+Test (chain, write_zeroes_hides_parent)
+{
+  make_base_and_child ();
+  struct vhd_disk *d = vhd_open (path_of ("child.vhd"), 0);
+  cr_assert_not_null (d, "%s", vhd_get_error ());
+  /* Unaligned at both ends, across the child's own sectors. */
+  cr_assert_eq (vhd_write_zeroes (d, MiB - 100, 5000, 0), 0, "%s",
+                vhd_get_error ());
+  expect_bytes (d, 0xbb, MiB - 100, 0);
+  expect_bytes (d, 0, 5000, MiB - 100);
+  expect_bytes (d, 0xbb, 4096, MiB + 4900);
+  cr_assert_eq (vhd_discard (d, 2 * MiB, 2 * MiB), 0, "%s",
+                vhd_get_error ());
+  expect_bytes (d, 0, 2 * MiB, 2 * MiB);
+  cr_assert_eq (vhd_flush (d), 0);
+  vhd_close (d);
+  d = vhd_open (path_of ("child.vhd"), VHD_OPEN_RDONLY);
+  expect_bytes (d, 0, 5000, MiB - 100);
+  expect_bytes (d, 0, 2 * MiB, 2 * MiB);
+  expect_bytes (d, 0xbb, MiB - 100, 0);
+  vhd_close (d);
+}
+
+Test (chain, write_zeroes_skips_ranges_already_zero)
+{
+  struct vhd_disk *d = create ("empty.vhd", 8 * MiB, NULL);
+  cr_assert_eq (vhd_write_zeroes (d, 0, 8 * MiB, VHD_ZERO_FAST), 0, "%s",
+                vhd_get_error ());
+  cr_expect_eq (vhd_get_allocated_bytes (d), 0);
+  vhd_close (d);
+}
+
+Test (chain, write_zeroes_errors)
+{
+  make_base_and_child ();
+  struct vhd_disk *d = vhd_open (path_of ("child.vhd"), 0);
+  cr_assert_not_null (d, "%s", vhd_get_error ());
+  cr_expect_eq (vhd_write_zeroes (d, 0, 512, 0x100), -1);
+  cr_expect_eq (vhd_get_errno (), EINVAL);
+  cr_expect_eq (vhd_write_zeroes (d, 8 * MiB - 512, 1024, 0), -1);
+  cr_expect_eq (vhd_get_errno (), ERANGE);
+  cr_expect_eq (vhd_write_zeroes (d, 10, 100, VHD_ZERO_FAST), -1);
+  cr_expect_eq (vhd_get_errno (), ENOTSUP);
+  vhd_close (d);
+  d = vhd_open (path_of ("child.vhd"), VHD_OPEN_RDONLY);
+  cr_expect_eq (vhd_discard (d, 0, 512), -1);
+  cr_expect_eq (vhd_get_errno (), EROFS);
+  cr_expect (strncmp (vhd_get_error (), "vhd_discard: ", 13) == 0,
+             "%s", vhd_get_error ());
+  vhd_close (d);
 }
