@@ -455,3 +455,57 @@ vhdx_flush (struct vhd_disk *d)
   v->log_active = false;
   return 0;
 }
+
+/* Whether block may become ZERO: always when nothing is stored for it;
+ * when it holds data, only if the caller lets storage go. */
+static bool
+may_zero_block (const struct vhdx *v, uint64_t block, unsigned flags)
+{
+  unsigned s = vhdx_bat_state (v->bat[vhdx_bat_payload_index (&v->geo,
+                                                              block)]);
+
+  if (s == VHDX_PAYLOAD_FULLY_PRESENT || s == VHDX_PAYLOAD_PARTIALLY_PRESENT)
+    return (flags & VHD_ZERO_MAY_UNMAP) != 0;
+  return true;
+}
+
+/* The zero op: whole blocks become PAYLOAD_BLOCK_ZERO (file offset 0),
+ * through the log.  Partial blocks, and allocated blocks without
+ * MAY_UNMAP, are left to the core (it writes zero data).  A fixed image
+ * keeps its blocks allocated (LeaveBlocksAllocated). */
+int64_t
+vhdx_zero (struct vhd_disk *d, uint64_t offset, uint64_t count,
+           unsigned flags)
+{
+  struct vhdx *v = d->priv;
+  uint64_t bs = v->md.block_size, block = offset / bs, done = 0;
+  struct stage *st;
+
+  if (v->md.leave_blocks_allocated && !v->md.has_parent)
+    return 0;
+  if (offset % bs)
+    return 0;
+  if (begin_write (d) == -1)
+    return -1;
+  st = calloc (1, sizeof *st);
+  if (st == NULL) {
+    set_error (ENOMEM, "out of memory");
+    return -1;
+  }
+  while (st->n < MAX_STAGED && block < v->geo.data_blocks) {
+    uint64_t len = MIN (bs, d->size - block * bs);
+    if (count - done < len || !may_zero_block (v, block, flags))
+      break;
+    uint64_t idx = vhdx_bat_payload_index (&v->geo, block);
+    v->bat[idx] = vhdx_bat_entry (VHDX_PAYLOAD_ZERO, 0);
+    stage_bat (v, st, idx);
+    done += len;
+    block++;
+  }
+  if (commit (d, st) == -1) {
+    free (st);
+    return -1;
+  }
+  free (st);
+  return (int64_t) done;
+}

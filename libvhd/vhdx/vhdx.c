@@ -561,5 +561,6 @@ const struct format_ops vhdx_format_ops = {
   .map = vhdx_map,
   .pwrite = vhdx_pwrite,
   .flush = vhdx_flush,
+  .zero = vhdx_zero,
   .create = vhdx_create,
 };

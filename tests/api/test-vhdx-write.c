@@ -540,3 +540,52 @@ Test (vhdx_write, differencing_4096)
   vhd_close (d);
   free (p.data), free (pim.data), free (cim.data), free (after.data);
 }
+
+/* Zeroing whole blocks marks them ZERO (file offset 0) through the log;
+ * in a differencing disk that hides the parent's data. */
+Test (vhdx_write, zero_blocks)
+{
+  struct image pim = make_parent ();
+  struct vhd_disk *parent = open_image (&pim, VHD_OPEN_RDONLY, NULL);
+  struct image cim = make (0, 0, MiB, 512, parent);
+  struct vhd_disk *d;
+  struct image after;
+
+  vhd_close (parent);
+  d = open_image (&cim, 0, open_image (&pim, VHD_OPEN_RDONLY, NULL));
+  fill (d, 9, 4096, 3 * MiB);
+  cr_assert_eq (vhd_write_zeroes (d, MiB, 3 * MiB, 0), 0, "%s",
+                vhd_get_error ());
+  cr_expect_eq (check (d, 0, 3 * MiB, MiB), 0);
+  cr_expect_eq (check_from (d, 5, 0, MiB, 0), 0, "block 0 still the parent's");
+  cr_expect_eq (check_from (d, 5, 0, MiB, 4 * MiB), 0);
+  /* the allocated block was written as zero data (no MAY_UNMAP) ... */
+  cr_expect_eq (vhd_get_allocated_bytes (d), (int64_t) MiB);
+  /* ... and goes with a discard */
+  cr_assert_eq (vhd_discard (d, 3 * MiB, MiB), 0, "%s", vhd_get_error ());
+  cr_expect_eq (vhd_get_allocated_bytes (d), 0);
+  cr_assert_eq (vhd_flush (d), 0);
+  after = snapshot (d->io);
+  vhd_close (d);
+  d = open_image (&after, VHD_OPEN_RDONLY,
+                  open_image (&pim, VHD_OPEN_RDONLY, NULL));
+  cr_expect_eq (check (d, 0, 3 * MiB, MiB), 0);
+  cr_expect_eq (check_from (d, 5, 0, MiB, 4 * MiB), 0);
+  vhd_close (d);
+  free (pim.data), free (cim.data), free (after.data);
+}
+
+Test (vhdx_write, discard_in_base_disk)
+{
+  struct image im = make (VHD_TYPE_DYNAMIC, 8 * MiB, MiB, 512, NULL);
+  struct vhd_disk *d = open_image (&im, 0, NULL);
+
+  fill (d, 2, 3 * MiB, MiB);
+  cr_assert_eq (vhd_discard (d, MiB, 2 * MiB + 512), 0, "%s",
+                vhd_get_error ());
+  cr_expect_eq (check (d, 0, 2 * MiB + 512, MiB), 0);
+  cr_expect_eq (check_from (d, 2, MiB, MiB - 512, 3 * MiB + 512), 0);
+  cr_expect_eq (vhd_get_allocated_bytes (d), (int64_t) MiB);
+  vhd_close (d);
+  free (im.data);
+}
