@@ -55,7 +55,7 @@ struct stage {
   unsigned n;
 };
 
-/* --- headers ------------------------------------------------------------------- */
+/* --- headers -------------------------------------------------------------- */
 
 int
 vhdx_update_headers (struct vhd_disk *d, bool new_data_guid)
@@ -87,7 +87,7 @@ vhdx_update_headers (struct vhd_disk *d, bool new_data_guid)
   return 0;
 }
 
-/* --- staging ---------------------------------------------------------------------- */
+/* --- staging -------------------------------------------------------------- */
 
 static struct staged *
 stage_find (struct stage *st, uint64_t offset)
@@ -141,7 +141,7 @@ stage_bitmap_page (struct vhd_disk *d, struct stage *st, uint64_t offset)
   return data;
 }
 
-/* --- the log ------------------------------------------------------------------- */
+/* --- the log -------------------------------------------------------------- */
 
 static void
 encode_bat_page (const struct vhdx *v, uint64_t offset, uint8_t *page)
@@ -257,7 +257,7 @@ out:
   return r;
 }
 
-/* --- allocation ---------------------------------------------------------------- */
+/* --- allocation ----------------------------------------------------------- */
 
 /* size bytes at the end of the file, which is extended to cover them. */
 static int
@@ -333,7 +333,7 @@ all_present (struct vhd_disk *d, uint64_t block, uint64_t in, uint64_t n)
   return true;
 }
 
-/* --- writing one block's part ----------------------------------------------------- */
+/* --- writing one block's part --------------------------------------------- */
 
 static int
 write_new_block (struct vhd_disk *d, struct stage *st, uint64_t block,

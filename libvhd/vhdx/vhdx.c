@@ -77,7 +77,7 @@ read_alloc (struct vhd_disk *d, uint64_t offset, uint64_t len,
   return buf;
 }
 
-/* --- headers --------------------------------------------------------------- */
+/* --- headers -------------------------------------------------------------- */
 
 static int
 check_log_placement (const struct vhdx_header *h, int64_t size)
@@ -128,7 +128,7 @@ read_headers (struct vhd_disk *d, struct vhdx *v)
   return r;
 }
 
-/* --- log replay ------------------------------------------------------------- */
+/* --- log replay ----------------------------------------------------------- */
 
 static int
 apply_in_place (void *opaque, uint64_t offset, const uint8_t *data,
@@ -255,7 +255,7 @@ replay_log (struct vhd_disk *d, struct vhdx *v)
   return r;
 }
 
-/* --- regions and metadata ---------------------------------------------------- */
+/* --- regions and metadata ------------------------------------------------- */
 
 static int
 read_regions (struct vhd_disk *d, struct vhdx *v)
@@ -321,7 +321,7 @@ read_metadata (struct vhd_disk *d, struct vhdx *v)
   return r;
 }
 
-/* --- BAT --------------------------------------------------------------------- */
+/* --- BAT ------------------------------------------------------------------ */
 
 static unsigned
 avoid_ranges (const struct vhdx *v, struct vhdx_range *out, unsigned max)
@@ -388,7 +388,7 @@ read_bat (struct vhd_disk *d, struct vhdx *v)
   return r;
 }
 
-/* --- filling the handle ------------------------------------------------------ */
+/* --- filling the handle --------------------------------------------------- */
 
 static int
 add_candidates (struct vhd_disk *d, const struct vhdx_parent_locator *pl)
@@ -457,7 +457,7 @@ vhdx_close (struct vhd_disk *d)
   vhdx_metadata_free (&v->md);
 }
 
-/* --- map ----------------------------------------------------------------------- */
+/* --- map ------------------------------------------------------------------ */
 
 const uint8_t *
 vhdx_block_bitmap (struct vhd_disk *d, uint64_t block)

@@ -196,7 +196,7 @@ Test (vhdx_write, differencing_sectors_fall_through)
   memset (a, 0xee, sizeof a);
   cr_assert_eq (vhd_pwrite (d, a, 512, MiB + 512), 0, "%s", vhd_get_error ());
   cr_assert_eq (vhd_pwrite (d, a, 100, 3 * MiB + 7), 0);   /* unaligned */
-  cr_assert_eq (vhd_pwrite (d, a, 512, 9 * MiB), 0);       /* beyond parent data */
+  cr_assert_eq (vhd_pwrite (d, a, 512, 9 * MiB), 0); /* past parent data */
   cr_assert_eq (vhd_flush (d), 0);
   struct image after = snapshot (d->io);
   vhd_close (d);
@@ -217,7 +217,7 @@ Test (vhdx_write, differencing_sectors_fall_through)
   free (pim.data), free (cim.data), free (after.data);
 }
 
-/* --- crash safety ------------------------------------------------------------ */
+/* --- crash safety --------------------------------------------------------- */
 
 /* A byte source over a memory one that "loses power" at a chosen write:
  * that write (torn: its first half stored) and everything after fail. */

@@ -30,7 +30,7 @@ reseal (uint8_t *h)
             vhdx_checksum (h, VHDX_HDR_SIZE, VHDX_HDR_CHECKSUM));
 }
 
-/* --- CRC-32C --------------------------------------------------------------- */
+/* --- CRC-32C -------------------------------------------------------------- */
 
 static uint32_t
 reference_crc (const uint8_t *p, size_t n)
@@ -75,7 +75,7 @@ Test (crc32c, checksum_leaves_buffer_alone)
   free (h);
 }
 
-/* --- GUIDs ----------------------------------------------------------------- */
+/* --- GUIDs ---------------------------------------------------------------- */
 
 Test (guid, disk_order_and_text)
 {
@@ -105,7 +105,7 @@ Test (guid, disk_order_and_text)
                 -1);
 }
 
-/* --- file identifier ----------------------------------------------------------- */
+/* --- file identifier ------------------------------------------------------ */
 
 Test (fileid, roundtrip_and_signature)
 {
@@ -124,7 +124,7 @@ Test (fileid, roundtrip_and_signature)
   free (raw);
 }
 
-/* --- headers ----------------------------------------------------------------- */
+/* --- headers -------------------------------------------------------------- */
 
 Test (header, decodes_windows_header)
 {

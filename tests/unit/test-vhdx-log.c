@@ -27,7 +27,7 @@ expect_error (int r, int errnum, const char *substring)
              "message \"%s\" lacks \"%s\"", vhd_get_error (), substring);
 }
 
-/* --- BAT -------------------------------------------------------------------- */
+/* --- BAT ------------------------------------------------------------------ */
 
 struct geo_case {
   uint64_t size;
@@ -129,7 +129,7 @@ Test (bat, validation, .init = bat_setup)
   expect_error (validate (), EBADMSG, "sector bitmap in reserved state 3");
 }
 
-/* --- log -------------------------------------------------------------------- */
+/* --- log ------------------------------------------------------------------ */
 
 static uint8_t log_guid[16];
 

@@ -25,7 +25,7 @@ expect_error (int r, int errnum, const char *substring)
              "message \"%s\" lacks \"%s\"", vhd_get_error (), substring);
 }
 
-/* --- region table ------------------------------------------------------------ */
+/* --- region table --------------------------------------------------------- */
 
 static struct vhdx_regions r;
 
@@ -144,7 +144,7 @@ Test (region, requires_bat_and_metadata)
   free (t);
 }
 
-/* --- metadata ------------------------------------------------------------------- */
+/* --- metadata ------------------------------------------------------------- */
 
 static struct vhdx_metadata md;
 
@@ -210,7 +210,8 @@ Test (metadata, encode_decode_roundtrip)
     .block_size = 8 * MiB, .has_parent = true, .disk_size = 5 * MiB * 1024,
     .disk_id = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 },
     .logical_sector = 4096, .physical_sector = 512,
-    .locator = { .parent_linkage = (char *) "{00112233-4455-6677-8899-aabbccddeeff}",
+    .locator = { .parent_linkage =
+                   (char *) "{00112233-4455-6677-8899-aabbccddeeff}",
                  .relative_path = (char *) "..\\p\\parent.vhdx",
                  .absolute_win32_path = (char *) "\\srv\\p\\parent.vhdx" },
   };
