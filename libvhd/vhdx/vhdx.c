@@ -130,19 +130,36 @@ read_headers (struct vhd_disk *d, struct vhdx *v)
 
 /* --- log replay ----------------------------------------------------------- */
 
+/* A log update may not touch the file identifier or the headers (the
+ * spec keeps them out of the log) nor wrap around the offset space. */
 static int
-apply_in_place (void *opaque, uint64_t offset, const uint8_t *data,
-                uint64_t length)
+check_update (uint64_t offset, uint64_t length)
 {
-  struct vhd_disk *d = opaque;
-  uint64_t done = 0, end;
-  uint8_t *zeros;
+  uint64_t end;
 
   if (ADD_OVERFLOW (offset, length, &end)) {
     set_error (EBADMSG, "VHDX log: update at %" PRIu64 " overflows",
                offset);
     return -1;
   }
+  if (offset < VHDX_REGION1_OFFSET) {
+    set_error (EBADMSG, "VHDX log: update at %" PRIu64 " would overwrite "
+               "the file identifier or the headers", offset);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+apply_in_place (void *opaque, uint64_t offset, const uint8_t *data,
+                uint64_t length)
+{
+  struct vhd_disk *d = opaque;
+  uint64_t done = 0;
+  uint8_t *zeros;
+
+  if (check_update (offset, length) == -1)
+    return -1;
   if (data)
     return io_pwrite (d->io, data, (size_t) length, offset);
   zeros = calloc (1, ZERO_CHUNK);
@@ -167,13 +184,9 @@ apply_overlay (void *opaque, uint64_t offset, const uint8_t *data,
                uint64_t length)
 {
   struct vhd_disk *d = opaque;
-  uint64_t end;
 
-  if (ADD_OVERFLOW (offset, length, &end)) {
-    set_error (EBADMSG, "VHDX log: update at %" PRIu64 " overflows",
-               offset);
+  if (check_update (offset, length) == -1)
     return -1;
-  }
   return vhdx_overlay_add (d->io, offset, data, length);
 }
 

@@ -245,3 +245,22 @@ Test (vhdx_open, read_only_replay_extends_and_patches)
   cr_expect_eq (memcmp (copy, img, img_len), 0);
   free (copy);
 }
+
+Test (vhdx_open, log_may_not_touch_the_headers)
+{
+  uint8_t page[4096], guid[16];
+  struct vhdx_log_page p = { VHDX_HEADER1_OFFSET, page };
+  uint8_t *entry = malloc (vhdx_log_entry_length (1));
+
+  memset (guid, 0x42, 16);
+  memset (page, 0, sizeof page);
+  for (int i = 0; i < 2; i++)
+    memcpy (img + (i ? VHDX_HEADER2_OFFSET : VHDX_HEADER1_OFFSET)
+              + VHDX_HDR_LOG_GUID, guid, 16);
+  reseal_headers ();
+  vhdx_log_entry_encode (entry, 1, 0, guid, 4 * MiB, 4 * MiB, &p, 1);
+  memcpy (img + MiB, entry, vhdx_log_entry_length (1));
+  free (entry);
+  expect_refused (EBADMSG, "would overwrite the file identifier or the "
+                           "headers");
+}
