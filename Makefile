@@ -33,11 +33,13 @@ CXX      ?= c++
 TESTS     := $(TEST_SRCS:%.c=$(B)/%)
 
 SONAME   := libvhd.so.$(SOMAJOR)
+MANPAGES := $(B)/libvhd.3 $(B)/vhdtool.1 \
+            $(if $(FUSE_SRCS),$(B)/vhdfuse.1) $(if $(NBD_SRCS),$(B)/vhd-nbd-server.8)
 PROGRAMS := $(B)/vhdtool $(if $(NBD_SRCS),$(B)/vhd-nbd-server) \
             $(if $(FUSE_SRCS),$(B)/vhdfuse)
 
 .PHONY: all check check-asan deps demo install clean
-all: $(B)/libvhd.a $(B)/libvhd.so $(PROGRAMS) $(B)/libvhd.pc $(B)/libvhd.3
+all: $(B)/libvhd.a $(B)/libvhd.so $(PROGRAMS) $(B)/libvhd.pc $(MANPAGES)
 
 $(B)/obj/libvhd/%.o: libvhd/%.c
 	@mkdir -p $(@D)
@@ -60,9 +62,20 @@ $(B)/libvhd.pc: libvhd/libvhd.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' $< > $@
 
+POD2MAN = pod2man --center=libvhd --release=$(VERSION)
+
 $(B)/libvhd.3: docs/libvhd.pod
 	@mkdir -p $(@D)
-	pod2man --section=3 --name=libvhd --center=libvhd --release=$(VERSION) $< > $@
+	$(POD2MAN) --section=3 --name=libvhd $< > $@
+$(B)/vhdtool.1: vhdtool/vhdtool.pod
+	@mkdir -p $(@D)
+	$(POD2MAN) --section=1 --name=vhdtool $< > $@
+$(B)/vhdfuse.1: vhdfuse/vhdfuse.pod
+	@mkdir -p $(@D)
+	$(POD2MAN) --section=1 --name=vhdfuse $< > $@
+$(B)/vhd-nbd-server.8: nbd-server/vhd-nbd-server.pod
+	@mkdir -p $(@D)
+	$(POD2MAN) --section=8 --name=vhd-nbd-server $< > $@
 
 $(B)/obj/vhdtool/%.o: vhdtool/%.c
 	@mkdir -p $(@D)
@@ -125,8 +138,10 @@ install: all
 	ln -sf libvhd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libvhd.so
 	install -m 644 $(B)/libvhd.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libvhd.pc
 	install -m 755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
-	install -d $(DESTDIR)$(PREFIX)/share/man/man3
-	install -m 644 $(B)/libvhd.3 $(DESTDIR)$(PREFIX)/share/man/man3/
+	for m in $(MANPAGES); do \
+	  sec=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$sec; \
+	  install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$sec/; \
+	done
 
 clean:
 	rm -rf build build-asan

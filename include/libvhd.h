@@ -163,6 +163,53 @@ typedef void (*vhd_progress_fn) (void *opaque, uint64_t done, uint64_t total);
 extern int vhd_copy (struct vhd_disk *src, struct vhd_disk *dst,
                      vhd_progress_fn progress, void *opaque) VHD_WUR;
 
+/* Operations on an image opened read-write (they flush first).  Each
+ * stays crash-safe: stopped at any write, the image opens and shows the
+ * old or the new content.  Formats or types an operation does not apply
+ * to fail with ENOTSUP. */
+
+/* Change the virtual size.  Shrinking needs VHD_RESIZE_SHRINK and is
+ * refused (ENOTEMPTY) when data lies past the new end.  New space reads
+ * as zeros. */
+#define VHD_RESIZE_SHRINK 0x1U
+extern int vhd_resize (struct vhd_disk *disk, uint64_t new_size,
+                       unsigned flags) VHD_WUR;
+
+/* Give back the space of blocks that read as zeros (and, in a
+ * differencing disk, blocks identical to the parent's view), move the
+ * rest down and shorten the file. */
+extern int vhd_compact (struct vhd_disk *disk, vhd_progress_fn progress,
+                        void *opaque) VHD_WUR;
+
+/* Write a differencing disk's own data into its parent, leaving the
+ * child empty and valid.  The parent file is opened read-write for the
+ * duration. */
+extern int vhd_commit (struct vhd_disk *disk, vhd_progress_fn progress,
+                       void *opaque) VHD_WUR;
+
+/* Point a differencing disk (opened with VHD_OPEN_NO_PARENT when its old
+ * parent is gone) at NEW_PARENT.  Unless VHD_REBASE_UNSAFE, the new
+ * parent must carry the identity the child records. */
+#define VHD_REBASE_UNSAFE 0x1U
+extern int vhd_rebase (struct vhd_disk *disk, const char *new_parent,
+                       unsigned flags) VHD_WUR;
+
+/* Check an image's structures without trusting them (the file need not
+ * open).  fn receives one message per finding.  Returns -1 when the check
+ * could not run, else a combination of VHD_CHECK_CORRUPT (corruption left
+ * unrepaired) and VHD_CHECK_LEAKS (unused space), 0 when clean.  With
+ * VHD_CHECK_REPAIR, what can be fixed safely is fixed and reported with
+ * severity VHD_CHECK_REPAIRED. */
+#define VHD_CHECK_REPAIR 0x1U
+#define VHD_CHECK_CORRUPT  0x1
+#define VHD_CHECK_LEAKS    0x2
+#define VHD_CHECK_REPAIRED 0x4
+#define VHD_CHECK_INFO     0x8
+typedef void (*vhd_check_fn) (void *opaque, int severity,
+                              const char *message);
+extern int vhd_check (const char *path, unsigned flags, vhd_check_fn fn,
+                      void *opaque) VHD_WUR;
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

@@ -174,12 +174,7 @@ relative_path (const char *path, const char *dir)
   return out;
 }
 
-struct parent_paths {
-  char abs[PATH_MAX];
-  char *rel;
-};
-
-static int
+int
 resolve_parent_paths (const char *child, const char *parent,
                       struct parent_paths *pp)
 {
@@ -275,7 +270,7 @@ vhd_create (const char *path, const struct vhd_create_opts *o)
   if (d == NULL)
     prefix_error ("%s", path);
   if (o->parent)
-    vhd_close (p.parent);
+    disk_close (p.parent);
   free (pp.rel);
   return d;
 }

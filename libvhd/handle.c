@@ -56,9 +56,7 @@ vhd_close (struct vhd_disk *d)
   if (d == NULL)
     return;
   set_error_context ("vhd_close");
-  if (!d->readonly)
-    chain_flush (d); /* the error stays readable; close cannot report it */
-  disk_free (d);
+  disk_close (d);
 }
 
 int64_t

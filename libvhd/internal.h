@@ -133,6 +133,17 @@ struct create_params {
   const char *parent_rel_path;  /* relative to the child's directory */
 };
 
+/* check.c: findings of a structure check.  Drivers call check_report
+ * with a severity (VHD_CHECK_CORRUPT, _LEAKS, _REPAIRED, _INFO). */
+struct check_ctx {
+  bool repair;
+  int found;              /* VHD_CHECK_CORRUPT | VHD_CHECK_LEAKS left */
+  vhd_check_fn fn;
+  void *opaque;
+};
+void check_report (struct check_ctx *c, int severity, const char *fs, ...)
+  __attribute__ ((format (printf, 3, 4)));
+
 /* A format driver.  Every member is required; the core never checks for
  * NULL.  Members are called with the handle's lock held and return 0 or
  * -1 after set_error (). */
@@ -177,6 +188,30 @@ struct format_ops {
 
   /* Write a new, empty image into io (an empty byte source). */
   int (*create) (struct io *io, const struct create_params *p);
+
+  /* The operations below are OPTIONAL: NULL means the format does not
+   * support it (the core reports ENOTSUP).  All are called on a handle
+   * opened read-write, after a flush, with the lock held. */
+
+  /* Make whole blocks [offset, offset+count) (block-aligned) absent from
+   * this layer: the parent shows through in a differencing disk, zeros
+   * in a base disk.  Storage is freed or left for defragment. */
+  int (*unmap) (struct vhd_disk *d, uint64_t offset, uint64_t count);
+
+  /* Move the blocks down to fill holes and shorten the file, crash-safe:
+   * copy, switch the BAT entry (ordered write or log), then reuse. */
+  int (*defragment) (struct vhd_disk *d, vhd_progress_fn progress,
+                     void *opaque);
+
+  /* Change the virtual size.  The core has checked that on a shrink no
+   * data of this layer lies past new_size. */
+  int (*resize) (struct vhd_disk *d, uint64_t new_size);
+
+  /* Record p->parent (opened) as the parent: identity, locators. */
+  int (*set_parent) (struct vhd_disk *d, const struct create_params *p);
+
+  /* Check the structures in io without trusting them; see check.c. */
+  int (*check) (struct io *io, struct check_ctx *c);
 };
 
 extern const struct format_ops raw_format_ops;
@@ -231,6 +266,9 @@ struct vhd_disk *disk_open_io (struct io *io, const char *name,
                                unsigned flags, struct vhd_disk *parent);
 /* Open a file and, unless VHD_OPEN_NO_PARENT, its whole chain. */
 struct vhd_disk *disk_open_path (const char *path, unsigned flags);
+/* Flush (read-write handles) and free, without touching the error
+ * context: internal code closes handles in the middle of public calls. */
+void disk_close (struct vhd_disk *d);
 void disk_free (struct vhd_disk *d);
 
 /* chain.c: the core of the public calls; arguments already validated. */
@@ -258,6 +296,15 @@ disk_write_align (const struct vhd_disk *d)
     return d->write_align;
   return d->logical_sector ? d->logical_sector : SECTOR_SIZE;
 }
+
+/* create.c: a parent's path, absolute and relative to the directory of
+ * the child (which formats record both of). */
+struct parent_paths {
+  char abs[4096];
+  char *rel; /* malloc'd */
+};
+int resolve_parent_paths (const char *child, const char *parent,
+                          struct parent_paths *pp);
 
 /* utf16.c: conversions for parent names and locators.  Each returns the
  * number of bytes written (excluding the NUL of utf8 output) or -1. */

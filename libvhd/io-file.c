@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -213,6 +214,17 @@ io_file_open (const char *path, bool readonly, bool create)
   f->fd = open (path, flags | O_CLOEXEC, 0644);
   if (f->fd == -1) {
     set_error (errno, "%s: %s", path, strerror (errno));
+    free (f);
+    return NULL;
+  }
+  /* One writer per image: a second read-write open (another vhdfuse,
+   * server or vhdtool) would corrupt it.  flock, not fcntl: the lock
+   * must survive a daemon's fork.  Readers take no lock. */
+  if (!readonly && flock (f->fd, LOCK_EX | LOCK_NB) == -1) {
+    int err = errno == EWOULDBLOCK ? EBUSY : errno;
+    set_error (err, "%s: %s", path, err == EBUSY
+               ? "opened read-write by another program" : strerror (err));
+    close (f->fd);
     free (f);
     return NULL;
   }

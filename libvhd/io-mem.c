@@ -77,7 +77,8 @@ crash_here (struct io_mem *m, const void *buf, size_t count, uint64_t offset)
     return false;
   }
   m->crashed = true;
-  if (m->tear && count > 1 && mem_resize (m, offset + count / 2) == 0)
+  if (m->tear && count > 1
+      && mem_resize (m, MAX ((uint64_t) m->len, offset + count / 2)) == 0)
     memcpy (m->data + offset, buf, count / 2);
   return true;
 }

@@ -51,13 +51,23 @@ disk_add_parent_candidate (struct vhd_disk *d, const char *path)
 }
 
 void
+disk_close (struct vhd_disk *d)
+{
+  if (d == NULL)
+    return;
+  if (!d->readonly)
+    chain_flush (d); /* the error stays readable; closing cannot fail */
+  disk_free (d);
+}
+
+void
 disk_free (struct vhd_disk *d)
 {
   unsigned i;
 
   if (d == NULL)
     return;
-  vhd_close (d->parent);
+  disk_close (d->parent);
   if (d->ops)
     d->ops->close (d);
   free (d->priv);
@@ -113,7 +123,7 @@ disk_open_io (struct io *io, const char *name, unsigned flags,
   struct vhd_disk *d = disk_new (io, name, flags);
 
   if (d == NULL) {
-    vhd_close (parent);
+    disk_close (parent);
     return NULL;
   }
   d->parent = parent;
@@ -191,7 +201,7 @@ try_parent (struct vhd_disk *d, const char *path, const struct visit *chain,
     set_error (EBADMSG,
                "parent %s has ID %s but the image expects %s (a different "
                "or modified parent)", path, got, want);
-    vhd_close (p);
+    disk_close (p);
     return -1;
   }
   d->parent = p;

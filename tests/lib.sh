@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for the shell tests: source it from tests/*/test-*.sh.
 #
 #   . "$(dirname "$0")/../lib.sh"
@@ -192,17 +193,51 @@ with open(path, "wb") as f:
 PYEOF
 }
 
+# same_bytes A B: succeed when A and B (either may be "-", standard input)
+# hold the same bytes; otherwise print where they first differ and fail.
+# (cmp(1) reads sparse files 4 KiB at a time: ten seconds a GiB.)
+same_bytes () {
+  # The script comes from -c: standard input may be the data.
+  "$PY" -c '
+import sys
+def op(p):
+    return sys.stdin.buffer if p == "-" else open(p, "rb", buffering=0)
+def readfull(f, n):
+    out = []
+    while n:
+        b = f.read(n)
+        if not b: break
+        out.append(b); n -= len(b)
+    return b"".join(out)
+a, b = op(sys.argv[1]), op(sys.argv[2])
+pos = 0
+while True:
+    x = readfull(a, 4 << 20); y = readfull(b, 4 << 20)
+    if x != y:
+        n = min(len(x), len(y))
+        i = next((i for i in range(n) if x[i] != y[i]), n)
+        if i == n:
+            short = sys.argv[1] if len(x) < len(y) else sys.argv[2]
+            sys.exit("%s ends first, at byte %d" % (short, pos + n))
+        sys.exit("first difference at byte offset %d (0x%x): %02x vs %02x"
+                 % (pos + i, pos + i, x[i], y[i]))
+    if not x:
+        break
+    pos += len(x)
+' "$1" "$2"
+}
+
 # first_diff A B: describe where two files first differ (for messages).
 first_diff () {
-  cmp "$1" "$2" 2>&1 | head -1 || true
+  same_bytes "$1" "$2" 2>&1 | tail -1 || true
 }
 
 # expect_same_file A B WHAT: fail with the first differing byte.
 expect_same_file () {
-  local sa sb
+  local sa sb msg
   sa=$(file_size "$1"); sb=$(file_size "$2")
   [ "$sa" = "$sb" ] || fail "$3: sizes differ: $1 is $sa bytes, $2 is $sb bytes"
-  cmp -s "$1" "$2" || fail "$3: content differs: $(first_diff "$1" "$2")"
+  msg=$(same_bytes "$1" "$2" 2>&1) || fail "$3: content differs: $msg"
 }
 
 # md5_count < DATA: prints "MD5 BYTECOUNT" of standard input.
@@ -216,4 +251,56 @@ while True:
     if not b: break
     h.update(b); n += len(b)
 print(h.hexdigest(), n)'
+}
+
+# lib_pwrite IMAGE OFFSET:LENGTH:SEED...: write pseudo-random regions (as
+# mkraw makes them) into IMAGE through libvhd's vhd_pwrite, via ctypes on
+# $B/libvhd.so: vhdtool has no write command, qemu no VHD differencing.
+lib_pwrite () {
+  # A sanitizer build (make check-asan) must have its runtime loaded first.
+  local preload
+  preload=$(ldd "$B/libvhd.so" 2>/dev/null | awk '/lib(asan|ubsan)\.so/ { printf "%s ", $3 }')
+  LD_PRELOAD="$preload" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+  "$PY" - "$B/libvhd.so" "$@" <<'PYEOF'
+import ctypes, random, sys
+lib = ctypes.CDLL(sys.argv[1])
+lib.vhd_open.restype = ctypes.c_void_p
+lib.vhd_open.argtypes = [ctypes.c_char_p, ctypes.c_uint]
+lib.vhd_pwrite.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64]
+lib.vhd_flush.argtypes = [ctypes.c_void_p]
+lib.vhd_close.argtypes = [ctypes.c_void_p]
+lib.vhd_get_error.restype = ctypes.c_char_p
+d = lib.vhd_open(sys.argv[2].encode(), 0)
+if not d:
+    sys.exit("vhd_open %s: %s" % (sys.argv[2], lib.vhd_get_error().decode()))
+for spec in sys.argv[3:]:
+    off, length, seed = spec.split(":")
+    off, length = int(off), int(length)
+    buf = bytes(length) if seed == "z" else random.Random(int(seed)).randbytes(length)
+    if lib.vhd_pwrite(d, buf, length, off) != 0:
+        sys.exit("vhd_pwrite %s at %d: %s" % (sys.argv[2], off, lib.vhd_get_error().decode()))
+if lib.vhd_flush(d) != 0:
+    sys.exit("vhd_flush: %s" % lib.vhd_get_error().decode())
+lib.vhd_close(d)
+PYEOF
+}
+
+# raw_pwrite FILE OFFSET:LENGTH:SEED...: the same regions into a raw file.
+raw_pwrite () {
+  "$PY" - "$@" <<'PYEOF'
+import random, sys
+with open(sys.argv[1], "r+b") as f:
+    for spec in sys.argv[2:]:
+        off, length, seed = spec.split(":")
+        off, length = int(off), int(length)
+        f.seek(off)
+        f.write(bytes(length) if seed == "z" else random.Random(int(seed)).randbytes(length))
+PYEOF
+}
+
+# stream_same IMAGE RAW WHAT: `vhdtool convert IMAGE -` gives RAW's bytes.
+stream_same () {
+  local msg
+  msg=$("$VHDTOOL" convert "$1" - | same_bytes - "$2" 2>&1) \
+    || fail "$3: vhdtool convert $1 - differs from $2: ${msg:-vhdtool failed}"
 }

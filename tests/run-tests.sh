@@ -14,7 +14,7 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
+cd "$ROOT" || exit 1
 B=${B:-build}
 case $B in /*) ;; *) B=$ROOT/$B ;; esac
 VHDTOOL=${VHDTOOL:-$B/vhdtool}
@@ -41,7 +41,7 @@ fi
 if [ -t 1 ]; then
   c_pass=$'\e[32m' c_fail=$'\e[31m' c_skip=$'\e[33m' c_off=$'\e[0m'
 else
-  c_pass= c_fail= c_skip= c_off=
+  c_pass="" c_fail="" c_skip="" c_off=""
 fi
 
 npass=0 nfail=0 nskip=0
@@ -61,10 +61,11 @@ show_log () { # LOG
   echo "----"
 }
 
-# Log name: path relative to tests/ with / turned into -, e.g. unit-test-vhd.
+# Log name: the path after its last "tests/", / turned into -, no .sh:
+# build/tests/unit/test-vhd -> unit-test-vhd, tests/interop/x.sh -> interop-x.
 log_name () {
-  local n=${1#"$B"/}
-  n=${n#tests/}
+  local n=${1##*tests/}
+  [ "$n" = "$1" ] && n=$(basename "$1")
   n=${n%.sh}
   echo "${n//\//-}"
 }

@@ -5,7 +5,9 @@ that libvhd writes.  qemu-img has no `check` for vpc, so this is the test
 suite's own.
 
 usage: vhd-validate.py [--creator XXXX] [--type fixed|dynamic|differencing]
-                       [--size BYTES] FILE
+                       [--size BYTES] [--block-size BYTES] [--blocks I,J,...] FILE
+
+--blocks: the exact set of allocated BAT entries ("" for none).
 
 Checks: trailing footer (cookie, checksum, version, data offset, disk type,
 CHS geometry from the current size per the spec's algorithm); for dynamic
@@ -84,6 +86,8 @@ def main():
     ap.add_argument("--creator")
     ap.add_argument("--type", choices=["fixed", "dynamic", "differencing"])
     ap.add_argument("--size", type=int)
+    ap.add_argument("--block-size", type=int)
+    ap.add_argument("--blocks")
     ap.add_argument("file")
     a = ap.parse_args()
     with open(a.file, "rb") as f:
@@ -160,6 +164,12 @@ def main():
     for (s1, e1, i1), (s2, e2, i2) in zip(used, used[1:]):
         need(e1 <= s2, "blocks %d and %d overlap in the file" % (i1, i2))
     print("  block size %d, %d of %d blocks allocated" % (bsize, len(used), max_ent))
+    if a.block_size is not None:
+        need(bsize == a.block_size, "block size %d, expected %d" % (bsize, a.block_size))
+    if a.blocks is not None:
+        want = sorted(int(x) for x in a.blocks.split(",") if x)
+        got = sorted(i for _s, _e, i in used)
+        need(got == want, "allocated blocks %s, expected %s" % (got, want))
 
     if typ == "differencing":
         need(dh[40:56] != bytes(16), "parent unique ID is all zero")

@@ -77,6 +77,15 @@ raw_create (struct io *io, const struct create_params *p)
   return io->ops->truncate (io, p->size);
 }
 
+static int
+raw_resize (struct vhd_disk *d, uint64_t new_size)
+{
+  if (d->io->ops->truncate (d->io, new_size) == -1)
+    return -1;
+  d->size = new_size;
+  return 0;
+}
+
 const struct format_ops raw_format_ops = {
   .name = "raw",
   .format = VHD_FORMAT_RAW,
@@ -88,4 +97,5 @@ const struct format_ops raw_format_ops = {
   .pwrite = raw_pwrite,
   .flush = raw_flush,
   .create = raw_create,
+  .resize = raw_resize,
 };

@@ -16,7 +16,7 @@
 
 _Static_assert (VHD_DYN_PARENT_LOCATORS + VHD_LOCATOR_COUNT * VHD_LOC_SIZE
                   == VHD_DYN_RESERVED2,
-                "eight locator entries end where the last reserved area starts");
+                "8 locator entries end where the last reserved area starts");
 _Static_assert (VHD_DYN_RESERVED2 + 256 == VHD_DYN_SIZE,
                 "VHD dynamic disk header is 1024 bytes");
 

@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "byteorder.h"
 #include "checked-overflow.h"
 #include "minmax.h"
 #include "vhd/vhd.h"
@@ -99,20 +100,35 @@ try_short_footer (struct vhd_state *s, const uint8_t *tail)
   return true;
 }
 
+/* The copy at offset 0 says what tail says, but with a stale checksum. */
+static bool
+stale_copy_of (const uint8_t *head, const uint8_t *tail)
+{
+  return vhd_footer_has_cookie (head)
+         && get_be32 (head + VHD_FTR_CHECKSUM) != vhd_footer_checksum (head)
+         && memcmp (head, tail, VHD_FTR_CHECKSUM) == 0
+         && memcmp (head + VHD_FTR_CHECKSUM + 4, tail + VHD_FTR_CHECKSUM + 4,
+                    VHD_FTR_SIZE - VHD_FTR_CHECKSUM - 4) == 0;
+}
+
 /* Pick the footer: the trailing one, else the copy at offset 0 (dynamic
  * and differencing disks only: at offset 0 of a fixed disk is its data).
  *
  * Quirk: the dfvfs test chain (corpus dfvfs-image-chain/) was hand-edited
  * without updating checksums: both footer copies are identical and both
  * fail only the checksum (libvhdi and dissect read it).  Two byte-identical
- * copies cannot come from a torn write, so such a footer is accepted and
- * the dynamic header's checksum is then not enforced either. */
+ * copies cannot come from a torn write, so such a footer is accepted, and
+ * so is the dynamic header's checksum of an image whose copy at offset 0
+ * has a stale checksum over the same content as the footer in use (which
+ * stays true once we have written a correct trailing footer: we never
+ * write the copy at offset 0). */
 static int
 select_footer (struct vhd_state *s, const uint8_t *tail, const uint8_t *head)
 {
   s->footer_pos = s->file_size - VHD_FTR_SIZE;
   if (vhd_footer_decode (tail, &s->footer) == 0) {
     s->trailer_ok = true;
+    s->stale_checksums = stale_copy_of (head, tail);
     return 0;
   }
   if (vhd_footer_has_cookie (head) && vhd_footer_decode (head, &s->footer) == 0
@@ -217,6 +233,12 @@ check_bat_geometry (struct vhd_state *s)
                " max table entries: the BAT does not lie inside the file "
                "(%" PRIu64 " bytes)", h->table_offset, h->max_table_entries,
                s->file_size);
+    return -1;
+  }
+  if (h->table_offset < s->footer.data_offset + VHD_DYN_SIZE
+      && s->footer.data_offset < end) {
+    set_error (EBADMSG, "table offset %" PRIu64 ": the BAT overlaps the "
+               "dynamic disk header", h->table_offset);
     return -1;
   }
   s->n_blocks = (uint32_t) n_blocks;

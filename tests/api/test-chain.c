@@ -276,3 +276,13 @@ Test (chain, write_zeroes_errors)
              "%s", vhd_get_error ());
   vhd_close (d);
 }
+
+Test (chain, open_errors_name_vhd_open)
+{
+  make_base_and_child ();
+  cr_assert_eq (unlink (path_of ("base.vhd")), 0);
+  vhd_close (create ("base.vhd", 8 * MiB, NULL));
+  cr_assert_null (vhd_open (path_of ("child.vhd"), VHD_OPEN_RDONLY));
+  cr_expect (strncmp (vhd_get_error (), "vhd_open: ", 10) == 0, "%s",
+             vhd_get_error ());
+}

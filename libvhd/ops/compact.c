@@ -1,0 +1,140 @@
+/* compact.c: vhd_compact, written once for every format.
+ *
+ * Pass 1 looks at each block this layer stores.  A block whose view (the
+ * whole chain's) is all zeros is unmapped in a base disk; in a
+ * differencing disk it must keep hiding the parent, so it becomes a zero
+ * block where the format has them (VHDX) or stays (VHD) -- unless the
+ * parent shows zeros there too, when it is simply unmapped.  A block of a
+ * differencing disk identical to the parent's view is unmapped.  Pass 2
+ * is the driver's defragment: move the remaining blocks down and shorten
+ * the file.  The view of the disk is the same after every step, so a
+ * crash anywhere leaves the old content.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "internal.h"
+#include "minmax.h"
+
+struct compactor {
+  struct vhd_disk *d;
+  uint8_t *view, *under;
+};
+
+/* Whether this layer stores any data in [offset, offset+len). */
+static int
+layer_has_data (struct vhd_disk *d, uint64_t offset, uint64_t len)
+{
+  while (len > 0) {
+    struct extent e;
+    if (d->ops->map (d, offset, len, &e) == -1)
+      return -1;
+    if (e.state == LAYER_DATA)
+      return 1;
+    offset += MIN (e.length, len);
+    len -= MIN (e.length, len);
+  }
+  return 0;
+}
+
+static bool
+all_zero (const uint8_t *p, size_t n)
+{
+  return n == 0 || (p[0] == 0 && memcmp (p, p + 1, n - 1) == 0);
+}
+
+/* The parent's view of the block (zeros past its end). */
+static int
+read_under (struct vhd_disk *d, uint8_t *buf, size_t len, uint64_t offset)
+{
+  struct vhd_disk *p = d->parent;
+  size_t n = 0;
+
+  if (offset < p->size) {
+    n = (size_t) MIN ((uint64_t) len, p->size - offset);
+    if (chain_pread (p, buf, n, offset) == -1)
+      return -1;
+  }
+  memset (buf + n, 0, len - n);
+  return 0;
+}
+
+static int
+compact_block (struct compactor *c, uint64_t offset, size_t len)
+{
+  struct vhd_disk *d = c->d;
+  uint64_t span = ROUND_UP ((uint64_t) len, (uint64_t) disk_write_align (d));
+  int r = layer_has_data (d, offset, len);
+  bool zero;
+
+  if (r <= 0)
+    return r;
+  if (chain_pread (d, c->view, len, offset) == -1)
+    return -1;
+  zero = all_zero (c->view, len);
+  if (d->parent == NULL)
+    return zero ? d->ops->unmap (d, offset, d->block_size) : 0;
+  if (read_under (d, c->under, len, offset) == -1)
+    return -1;
+  if (memcmp (c->view, c->under, len) == 0)
+    return d->ops->unmap (d, offset, d->block_size);
+  if (zero && d->ops->zero)
+    return d->ops->zero (d, offset, span, VHD_ZERO_MAY_UNMAP) < 0 ? -1 : 0;
+  return 0;
+}
+
+static int
+compact_unlocked (struct vhd_disk *d, vhd_progress_fn progress, void *opaque)
+{
+  struct compactor c = { d, NULL, NULL };
+  uint64_t offset;
+  int r = 0;
+
+  if (d->block_size == 0 || d->ops->unmap == NULL
+      || d->ops->defragment == NULL) {
+    set_error (ENOTSUP, "only dynamic and differencing images can be "
+               "compacted (%s %s)", d->ops->name,
+               d->type == VHD_TYPE_FIXED ? "fixed" : "image");
+    return -1;
+  }
+  if (chain_flush (d) == -1)
+    return -1;
+  c.view = malloc (d->block_size);
+  c.under = malloc (d->block_size);
+  if (c.view == NULL || c.under == NULL) {
+    set_error (ENOMEM, "out of memory");
+    r = -1;
+  }
+  for (offset = 0; r == 0 && offset < d->size; offset += d->block_size) {
+    size_t len = (size_t) MIN ((uint64_t) d->block_size, d->size - offset);
+    r = compact_block (&c, offset, len);
+    if (progress)
+      progress (opaque, offset / 2, d->size);
+  }
+  free (c.view);
+  free (c.under);
+  if (r == 0)
+    r = chain_flush (d);
+  if (r == 0)
+    r = d->ops->defragment (d, progress, opaque);
+  return r == 0 ? chain_flush (d) : -1;
+}
+
+int
+vhd_compact (struct vhd_disk *d, vhd_progress_fn progress, void *opaque)
+{
+  set_error_context ("vhd_compact");
+  if (d == NULL) {
+    set_error (EFAULT, "disk cannot be NULL");
+    return -1;
+  }
+  if (d->readonly) {
+    set_error (EROFS, "%s is open read-only", d->filename);
+    return -1;
+  }
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  return compact_unlocked (d, progress, opaque);
+}
