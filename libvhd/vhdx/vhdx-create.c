@@ -16,7 +16,8 @@
  * not written: they stay sparse until used), as Hyper-V's checkpoints
  * have them: libvhdi 20210425 reads a NOT_PRESENT block of a chunk
  * without a sector bitmap wrongly (only the first sector of a read comes
- * from the parent).  The default block size is
+ * from the parent).  Past MAX_EARLY_BITMAPS (4 TiB of a 512-byte-sector
+ * disk, 32 TiB of a 4096 one) the rest are allocated when first needed.  The default block size is
  * 32 MiB.  A differencing image takes its parent's logical and physical
  * sector sizes (the spec requires equal logical sectors) and records the
  * parent's link ID (a VHDX parent's DataWriteGuid) as parent_linkage,
@@ -41,12 +42,14 @@
 #define METADATA_LENGTH VHDX_MiB
 #define BAT_OFFSET (3 * VHDX_MiB)
 #define ZERO_CHUNK (4U << 20)
+#define MAX_EARLY_BITMAPS UINT64_C (1024)
 #define CREATOR "libvhd " VHD_LIB_VERSION
 
 struct layout {
   struct vhdx_metadata md;
   struct vhdx_bat_geometry geo;
   uint64_t bat_length, data_offset, file_size;
+  uint64_t early_bitmaps; /* sector bitmap blocks allocated now */
 };
 
 static int
@@ -157,7 +160,8 @@ plan (const struct create_params *p, struct layout *l)
   l->data_offset = BAT_OFFSET + l->bat_length;
   l->file_size = l->data_offset;
   if (l->md.has_parent)
-    l->file_size += l->geo.bitmap_blocks * VHDX_BITMAP_BLOCK_SIZE;
+    l->early_bitmaps = MIN (l->geo.bitmap_blocks, MAX_EARLY_BITMAPS);
+  l->file_size += l->early_bitmaps * VHDX_BITMAP_BLOCK_SIZE;
   if (p->type == VHD_TYPE_FIXED)
     l->file_size += l->geo.data_blocks * l->md.block_size;
   return 0;
@@ -243,7 +247,7 @@ new_entry (const struct layout *l, uint64_t idx, bool fixed)
   uint64_t cr = l->geo.chunk_ratio;
 
   if (idx % (cr + 1) == cr) /* a sector bitmap */
-    return l->md.has_parent
+    return idx / (cr + 1) < l->early_bitmaps
              ? vhdx_bat_entry (VHDX_SB_PRESENT,
                                l->data_offset
                                  + idx / (cr + 1) * VHDX_BITMAP_BLOCK_SIZE)

@@ -55,7 +55,7 @@ struct stage {
   unsigned n;
 };
 
-/* --- headers ------------------------------------------------------------------- */
+/* --- headers -------------------------------------------------------------- */
 
 int
 vhdx_update_headers (struct vhd_disk *d, bool new_data_guid)
@@ -87,7 +87,7 @@ vhdx_update_headers (struct vhd_disk *d, bool new_data_guid)
   return 0;
 }
 
-/* --- staging ---------------------------------------------------------------------- */
+/* --- staging -------------------------------------------------------------- */
 
 static struct staged *
 stage_find (struct stage *st, uint64_t offset)
@@ -141,7 +141,7 @@ stage_bitmap_page (struct vhd_disk *d, struct stage *st, uint64_t offset)
   return data;
 }
 
-/* --- the log ------------------------------------------------------------------- */
+/* --- the log -------------------------------------------------------------- */
 
 static void
 encode_bat_page (const struct vhdx *v, uint64_t offset, uint8_t *page)
@@ -257,7 +257,7 @@ out:
   return r;
 }
 
-/* --- allocation ---------------------------------------------------------------- */
+/* --- allocation ----------------------------------------------------------- */
 
 /* size bytes at the end of the file, which is extended to cover them. */
 static int
@@ -333,7 +333,7 @@ all_present (struct vhd_disk *d, uint64_t block, uint64_t in, uint64_t n)
   return true;
 }
 
-/* --- writing one block's part ----------------------------------------------------- */
+/* --- writing one block's part --------------------------------------------- */
 
 static int
 write_new_block (struct vhd_disk *d, struct stage *st, uint64_t block,
@@ -454,4 +454,58 @@ vhdx_flush (struct vhd_disk *d)
     return -1;
   v->log_active = false;
   return 0;
+}
+
+/* Whether block may become ZERO: always when nothing is stored for it;
+ * when it holds data, only if the caller lets storage go. */
+static bool
+may_zero_block (const struct vhdx *v, uint64_t block, unsigned flags)
+{
+  unsigned s = vhdx_bat_state (v->bat[vhdx_bat_payload_index (&v->geo,
+                                                              block)]);
+
+  if (s == VHDX_PAYLOAD_FULLY_PRESENT || s == VHDX_PAYLOAD_PARTIALLY_PRESENT)
+    return (flags & VHD_ZERO_MAY_UNMAP) != 0;
+  return true;
+}
+
+/* The zero op: whole blocks become PAYLOAD_BLOCK_ZERO (file offset 0),
+ * through the log.  Partial blocks, and allocated blocks without
+ * MAY_UNMAP, are left to the core (it writes zero data).  A fixed image
+ * keeps its blocks allocated (LeaveBlocksAllocated). */
+int64_t
+vhdx_zero (struct vhd_disk *d, uint64_t offset, uint64_t count,
+           unsigned flags)
+{
+  struct vhdx *v = d->priv;
+  uint64_t bs = v->md.block_size, block = offset / bs, done = 0;
+  struct stage *st;
+
+  if (v->md.leave_blocks_allocated && !v->md.has_parent)
+    return 0;
+  if (offset % bs)
+    return 0;
+  if (begin_write (d) == -1)
+    return -1;
+  st = calloc (1, sizeof *st);
+  if (st == NULL) {
+    set_error (ENOMEM, "out of memory");
+    return -1;
+  }
+  while (st->n < MAX_STAGED && block < v->geo.data_blocks) {
+    uint64_t len = MIN (bs, d->size - block * bs);
+    if (count - done < len || !may_zero_block (v, block, flags))
+      break;
+    uint64_t idx = vhdx_bat_payload_index (&v->geo, block);
+    v->bat[idx] = vhdx_bat_entry (VHDX_PAYLOAD_ZERO, 0);
+    stage_bat (v, st, idx);
+    done += len;
+    block++;
+  }
+  if (commit (d, st) == -1) {
+    free (st);
+    return -1;
+  }
+  free (st);
+  return (int64_t) done;
 }

@@ -77,7 +77,7 @@ read_alloc (struct vhd_disk *d, uint64_t offset, uint64_t len,
   return buf;
 }
 
-/* --- headers --------------------------------------------------------------- */
+/* --- headers -------------------------------------------------------------- */
 
 static int
 check_log_placement (const struct vhdx_header *h, int64_t size)
@@ -128,21 +128,38 @@ read_headers (struct vhd_disk *d, struct vhdx *v)
   return r;
 }
 
-/* --- log replay ------------------------------------------------------------- */
+/* --- log replay ----------------------------------------------------------- */
 
+/* A log update may not touch the file identifier or the headers (the
+ * spec keeps them out of the log) nor wrap around the offset space. */
 static int
-apply_in_place (void *opaque, uint64_t offset, const uint8_t *data,
-                uint64_t length)
+check_update (uint64_t offset, uint64_t length)
 {
-  struct vhd_disk *d = opaque;
-  uint64_t done = 0, end;
-  uint8_t *zeros;
+  uint64_t end;
 
   if (ADD_OVERFLOW (offset, length, &end)) {
     set_error (EBADMSG, "VHDX log: update at %" PRIu64 " overflows",
                offset);
     return -1;
   }
+  if (offset < VHDX_REGION1_OFFSET) {
+    set_error (EBADMSG, "VHDX log: update at %" PRIu64 " would overwrite "
+               "the file identifier or the headers", offset);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+apply_in_place (void *opaque, uint64_t offset, const uint8_t *data,
+                uint64_t length)
+{
+  struct vhd_disk *d = opaque;
+  uint64_t done = 0;
+  uint8_t *zeros;
+
+  if (check_update (offset, length) == -1)
+    return -1;
   if (data)
     return io_pwrite (d->io, data, (size_t) length, offset);
   zeros = calloc (1, ZERO_CHUNK);
@@ -167,13 +184,9 @@ apply_overlay (void *opaque, uint64_t offset, const uint8_t *data,
                uint64_t length)
 {
   struct vhd_disk *d = opaque;
-  uint64_t end;
 
-  if (ADD_OVERFLOW (offset, length, &end)) {
-    set_error (EBADMSG, "VHDX log: update at %" PRIu64 " overflows",
-               offset);
+  if (check_update (offset, length) == -1)
     return -1;
-  }
   return vhdx_overlay_add (d->io, offset, data, length);
 }
 
@@ -255,7 +268,7 @@ replay_log (struct vhd_disk *d, struct vhdx *v)
   return r;
 }
 
-/* --- regions and metadata ---------------------------------------------------- */
+/* --- regions and metadata ------------------------------------------------- */
 
 static int
 read_regions (struct vhd_disk *d, struct vhdx *v)
@@ -321,7 +334,7 @@ read_metadata (struct vhd_disk *d, struct vhdx *v)
   return r;
 }
 
-/* --- BAT --------------------------------------------------------------------- */
+/* --- BAT ------------------------------------------------------------------ */
 
 static unsigned
 avoid_ranges (const struct vhdx *v, struct vhdx_range *out, unsigned max)
@@ -388,7 +401,7 @@ read_bat (struct vhd_disk *d, struct vhdx *v)
   return r;
 }
 
-/* --- filling the handle ------------------------------------------------------ */
+/* --- filling the handle --------------------------------------------------- */
 
 static int
 add_candidates (struct vhd_disk *d, const struct vhdx_parent_locator *pl)
@@ -457,7 +470,7 @@ vhdx_close (struct vhd_disk *d)
   vhdx_metadata_free (&v->md);
 }
 
-/* --- map ----------------------------------------------------------------------- */
+/* --- map ------------------------------------------------------------------ */
 
 const uint8_t *
 vhdx_block_bitmap (struct vhd_disk *d, uint64_t block)
@@ -561,5 +574,6 @@ const struct format_ops vhdx_format_ops = {
   .map = vhdx_map,
   .pwrite = vhdx_pwrite,
   .flush = vhdx_flush,
+  .zero = vhdx_zero,
   .create = vhdx_create,
 };

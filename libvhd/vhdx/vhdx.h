@@ -50,6 +50,8 @@ int vhdx_update_headers (struct vhd_disk *d, bool new_data_guid);
 int vhdx_pwrite (struct vhd_disk *d, const void *buf, size_t count,
                  uint64_t offset);
 int vhdx_flush (struct vhd_disk *d);
+int64_t vhdx_zero (struct vhd_disk *d, uint64_t offset, uint64_t count,
+                   unsigned flags);
 /* vhdx.c: the cached sector bitmap slice of a block, or NULL. */
 const uint8_t *vhdx_block_bitmap (struct vhd_disk *d, uint64_t block);
 void vhdx_forget_bitmap (struct vhdx *v, uint64_t block);

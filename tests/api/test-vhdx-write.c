@@ -196,7 +196,7 @@ Test (vhdx_write, differencing_sectors_fall_through)
   memset (a, 0xee, sizeof a);
   cr_assert_eq (vhd_pwrite (d, a, 512, MiB + 512), 0, "%s", vhd_get_error ());
   cr_assert_eq (vhd_pwrite (d, a, 100, 3 * MiB + 7), 0);   /* unaligned */
-  cr_assert_eq (vhd_pwrite (d, a, 512, 9 * MiB), 0);       /* beyond parent data */
+  cr_assert_eq (vhd_pwrite (d, a, 512, 9 * MiB), 0); /* past parent data */
   cr_assert_eq (vhd_flush (d), 0);
   struct image after = snapshot (d->io);
   vhd_close (d);
@@ -217,7 +217,7 @@ Test (vhdx_write, differencing_sectors_fall_through)
   free (pim.data), free (cim.data), free (after.data);
 }
 
-/* --- crash safety ------------------------------------------------------------ */
+/* --- crash safety --------------------------------------------------------- */
 
 /* A byte source over a memory one that "loses power" at a chosen write:
  * that write (torn: its first half stored) and everything after fail. */
@@ -503,5 +503,89 @@ Test (vhdx_log, replay_read_only_and_in_place)
     free (c.data);
   }
   cr_expect (found, "no crash point left a live log entry");
+  free (im.data);
+}
+
+/* 4096-byte logical sectors in a differencing chain: one bit of the
+ * sector bitmap per 4 KiB, 2 MiB blocks. */
+Test (vhdx_write, differencing_4096)
+{
+  struct image p = make (VHD_TYPE_DYNAMIC, 16 * MiB, 2 * MiB, 4096, NULL);
+  struct vhd_disk *d = open_image (&p, 0, NULL), *parent;
+  struct image pim, cim, after;
+
+  fill (d, 3, 6 * MiB, 0);
+  cr_assert_eq (vhd_flush (d), 0);
+  pim = snapshot (d->io);
+  vhd_close (d);
+  parent = open_image (&pim, VHD_OPEN_RDONLY, NULL);
+  cim = make (0, 0, 2 * MiB, 512, parent);
+  vhd_close (parent);
+  d = open_image (&cim, 0, open_image (&pim, VHD_OPEN_RDONLY, NULL));
+  cr_expect_eq (vhd_get_logical_sector_size (d), 4096);
+  fill (d, 4, 100, 2 * MiB + 4096 + 50);        /* one sector, unaligned */
+  fill (d, 6, 8192, 7 * MiB);                   /* past the parent's data */
+  cr_assert_eq (vhd_flush (d), 0);
+  after = snapshot (d->io);
+  vhd_close (d);
+  d = open_image (&after, VHD_OPEN_RDONLY,
+                  open_image (&pim, VHD_OPEN_RDONLY, NULL));
+  cr_expect_eq (check_from (d, 3, 0, 2 * MiB + 4096 + 50, 0), 0);
+  cr_expect_eq (check (d, 4, 100, 2 * MiB + 4096 + 50), 0);
+  cr_expect_eq (check_from (d, 3, 0, 4096 - 150, 2 * MiB + 4096 + 150), 0);
+  cr_expect_eq (check_from (d, 3, 0, 2 * MiB, 4 * MiB), 0);
+  cr_expect_eq (check (d, 6, 8192, 7 * MiB), 0);
+  cr_expect_eq (check (d, 0, 4096, 7 * MiB + 8192), 0);
+  cr_expect_eq (vhd_get_allocated_bytes (d), 4096 + 8192);
+  vhd_close (d);
+  free (p.data), free (pim.data), free (cim.data), free (after.data);
+}
+
+/* Zeroing whole blocks marks them ZERO (file offset 0) through the log;
+ * in a differencing disk that hides the parent's data. */
+Test (vhdx_write, zero_blocks)
+{
+  struct image pim = make_parent ();
+  struct vhd_disk *parent = open_image (&pim, VHD_OPEN_RDONLY, NULL);
+  struct image cim = make (0, 0, MiB, 512, parent);
+  struct vhd_disk *d;
+  struct image after;
+
+  vhd_close (parent);
+  d = open_image (&cim, 0, open_image (&pim, VHD_OPEN_RDONLY, NULL));
+  fill (d, 9, 4096, 3 * MiB);
+  cr_assert_eq (vhd_write_zeroes (d, MiB, 3 * MiB, 0), 0, "%s",
+                vhd_get_error ());
+  cr_expect_eq (check (d, 0, 3 * MiB, MiB), 0);
+  cr_expect_eq (check_from (d, 5, 0, MiB, 0), 0, "block 0 still the parent's");
+  cr_expect_eq (check_from (d, 5, 0, MiB, 4 * MiB), 0);
+  /* the allocated block was written as zero data (no MAY_UNMAP) ... */
+  cr_expect_eq (vhd_get_allocated_bytes (d), (int64_t) MiB);
+  /* ... and goes with a discard */
+  cr_assert_eq (vhd_discard (d, 3 * MiB, MiB), 0, "%s", vhd_get_error ());
+  cr_expect_eq (vhd_get_allocated_bytes (d), 0);
+  cr_assert_eq (vhd_flush (d), 0);
+  after = snapshot (d->io);
+  vhd_close (d);
+  d = open_image (&after, VHD_OPEN_RDONLY,
+                  open_image (&pim, VHD_OPEN_RDONLY, NULL));
+  cr_expect_eq (check (d, 0, 3 * MiB, MiB), 0);
+  cr_expect_eq (check_from (d, 5, 0, MiB, 4 * MiB), 0);
+  vhd_close (d);
+  free (pim.data), free (cim.data), free (after.data);
+}
+
+Test (vhdx_write, discard_in_base_disk)
+{
+  struct image im = make (VHD_TYPE_DYNAMIC, 8 * MiB, MiB, 512, NULL);
+  struct vhd_disk *d = open_image (&im, 0, NULL);
+
+  fill (d, 2, 3 * MiB, MiB);
+  cr_assert_eq (vhd_discard (d, MiB, 2 * MiB + 512), 0, "%s",
+                vhd_get_error ());
+  cr_expect_eq (check (d, 0, 2 * MiB + 512, MiB), 0);
+  cr_expect_eq (check_from (d, 2, MiB, MiB - 512, 3 * MiB + 512), 0);
+  cr_expect_eq (vhd_get_allocated_bytes (d), (int64_t) MiB);
+  vhd_close (d);
   free (im.data);
 }
