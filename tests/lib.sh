@@ -253,9 +253,6 @@ while True:
 print(h.hexdigest(), n)'
 }
 
-# lib_pwrite IMAGE OFFSET:LENGTH:SEED...: write pseudo-random regions (as
-# mkraw makes them) into IMAGE through libvhd's vhd_pwrite, via ctypes on
-# $B/libvhd.so: vhdtool has no write command, qemu no VHD differencing.
 # py_libvhd ARGS...: run python with $B/libvhd.so loadable through ctypes.
 # A sanitizer build (make check-asan) must have its runtime loaded first.
 py_libvhd () {
@@ -265,6 +262,9 @@ py_libvhd () {
     "$PY" "$@"
 }
 
+# lib_pwrite IMAGE OFFSET:LENGTH:SEED...: write pseudo-random regions (as
+# mkraw makes them) into IMAGE through libvhd's vhd_pwrite, via ctypes on
+# $B/libvhd.so: vhdtool has no write command, qemu no VHD differencing.
 lib_pwrite () {
   py_libvhd - "$B/libvhd.so" "$@" <<'PYEOF'
 import ctypes, random, sys
