@@ -38,7 +38,7 @@ MANPAGES := $(B)/libvhd.3 $(B)/vhdtool.1 \
 PROGRAMS := $(B)/vhdtool $(if $(NBD_SRCS),$(B)/vhd-nbd-server) \
             $(if $(FUSE_SRCS),$(B)/vhdfuse)
 
-.PHONY: all check check-asan deps demo install clean
+.PHONY: all check check-asan deps demo bench install clean
 all: $(B)/libvhd.a $(B)/libvhd.so $(PROGRAMS) $(B)/libvhd.pc $(MANPAGES)
 
 $(B)/obj/libvhd/%.o: libvhd/%.c
@@ -127,6 +127,11 @@ check-asan: deps
 
 demo: deps all
 	scripts/demo.sh
+
+# Side by side with qemu-img, qemu-nbd, nbdkit and vhdimount (minutes; never
+# part of check).  QUICK=1 shortens every run.
+bench: deps all
+	scripts/bench.sh
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include \
