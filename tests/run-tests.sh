@@ -34,7 +34,7 @@ for a in "$@"; do
 done
 if [ ${#scripts[@]} -eq 0 ]; then
   shopt -s nullglob
-  scripts=(tests/interop/*.sh tests/tools/*.sh tests/corpus/*.sh)
+  scripts=(tests/interop/test-*.sh tests/tools/test-*.sh tests/corpus/test-*.sh)
   shopt -u nullglob
 fi
 
