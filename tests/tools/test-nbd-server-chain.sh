@@ -10,52 +10,11 @@
 #   B=build tests/tools/test-nbd-server-chain.sh
 . "$(dirname "$0")/../lib.sh"
 
-need_vhdtool
-NBDSRV=$B/vhd-nbd-server
-[ -x "$NBDSRV" ] || fail "vhd-nbd-server not built: $NBDSRV (run make)"
+# shellcheck source=tests/tools/nbd-lib.sh
+. "$(dirname "$0")/nbd-lib.sh"
 [ -e "$B/libvhd.so" ] || fail "libvhd.so not built"
-need_cmd nbdinfo nbdcopy
-"$PY" -c 'import nbd' 2>/dev/null || skip "python3-libnbd (nbdsh) not installed"
-CHECKS=$ROOT/tests/tools/nbd-commands.py
 cd "$T"
 MiB=1048576
-
-# ------------------------------------------------------------ server control
-SRV_PIDS=()
-_srv_cleanup () {
-  local rc=$? p
-  for p in "${SRV_PIDS[@]+"${SRV_PIDS[@]}"}"; do kill -9 "$p" 2>/dev/null || true; done
-  (exit $rc); _cleanup
-}
-trap _srv_cleanup EXIT
-
-start_server () {
-  local uri=$1 i
-  shift
-  "$NBDSRV" "$@" 2>> server.log &
-  SRV=$!
-  SRV_PIDS+=("$SRV")
-  for i in $(seq 200); do
-    nbdinfo --list "$uri" > /dev/null 2>&1 && return 0
-    kill -0 "$SRV" 2>/dev/null || fail "server exited: $(tail -3 server.log)"
-    sleep 0.05
-  done
-  fail "server not answering on $uri"
-}
-
-stop_server () {
-  local rc=0 i
-  kill -TERM "$SRV"
-  for i in $(seq 200); do kill -0 "$SRV" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$SRV" 2>/dev/null && { kill -9 "$SRV"; fail "server hung on exit"; }
-  wait "$SRV" || rc=$?
-  [ "$rc" -eq 0 ] || fail "server exit status $rc: $(tail -5 server.log)"
-}
-
-checks () { "$PY" "$CHECKS" "$@" || fail "nbd-commands.py $1 failed"; }
-
-SOCK=$T/s.sock
-URI="nbd+unix:///?socket=$SOCK"
 
 # ------------------------------------------------------------ a VHD chain
 # base (16 MiB, dynamic, 2 MiB blocks): data written in blocks 0 and 2, so

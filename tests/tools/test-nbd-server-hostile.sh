@@ -13,58 +13,17 @@
 #   B=build tests/tools/test-nbd-server-hostile.sh
 . "$(dirname "$0")/../lib.sh"
 
-need_vhdtool
-NBDSRV=$B/vhd-nbd-server
-[ -x "$NBDSRV" ] || fail "vhd-nbd-server not built: $NBDSRV (run make)"
-need_cmd nbdinfo nbdcopy
-"$PY" -c 'import nbd' 2>/dev/null || skip "python3-libnbd (nbdsh) not installed"
-TOOLS=$ROOT/tests/tools
+# shellcheck source=tests/tools/nbd-lib.sh
+. "$(dirname "$0")/nbd-lib.sh"
 cd "$T"
 MiB=1048576
-
-# ------------------------------------------------------------ server control
-SRV_PIDS=()
-_srv_cleanup () {
-  local rc=$? p
-  for p in "${SRV_PIDS[@]+"${SRV_PIDS[@]}"}"; do kill -9 "$p" 2>/dev/null || true; done
-  (exit $rc); _cleanup
-}
-trap _srv_cleanup EXIT
-
-start_server () {
-  local uri=$1 i
-  shift
-  "$NBDSRV" "$@" 2>> server.log &
-  SRV=$!
-  SRV_PIDS+=("$SRV")
-  for i in $(seq 200); do
-    nbdinfo --list "$uri" > /dev/null 2>&1 && return 0
-    kill -0 "$SRV" 2>/dev/null || fail "server exited: $(tail -3 server.log)"
-    sleep 0.05
-  done
-  fail "server not answering on $uri"
-}
-
-stop_server () {
-  local rc=0 i
-  kill -TERM "$SRV"
-  for i in $(seq 200); do kill -0 "$SRV" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$SRV" 2>/dev/null && { kill -9 "$SRV"; fail "server hung on exit"; }
-  wait "$SRV" || rc=$?
-  [ "$rc" -eq 0 ] || fail "server exit status $rc: $(tail -5 server.log)"
-}
-
-checks () { "$PY" "$TOOLS/nbd-commands.py" "$@" || fail "nbd-commands.py $1 failed"; }
-
-SOCK=$T/s.sock
-URI="nbd+unix:///?socket=$SOCK"
 
 note "hostile clients, with a good client working alongside"
 "$VHDTOOL" create a.vhd 64M
 start_server "$URI" -k "$SOCK" a.vhd
 checks multi "$URI" 2 &
 good=$!
-"$PY" "$TOOLS/nbd-hostile.py" "$SOCK" $((64 * MiB)) > hostile.log 2>&1 \
+"$PY" "$ROOT/tests/tools/nbd-hostile.py" "$SOCK" $((64 * MiB)) > hostile.log 2>&1 \
   || fail "hostile client checks: $(tail -5 hostile.log)"
 wait $good || fail "the good client failed while hostile clients ran"
 kill -0 "$SRV" || fail "the server died"
@@ -83,7 +42,7 @@ stream_same a.vhd src.raw "image after the hostile clients"
 note "SIGTERM with writes in flight: everything acknowledged survives"
 "$VHDTOOL" create b.vhd 64M
 start_server "$URI" -k "$SOCK" b.vhd
-"$PY" "$TOOLS/nbd-commands.py" ack "$URI" acked.json > ack.log 2>&1 &
+"$PY" "$ROOT/tests/tools/nbd-commands.py" ack "$URI" acked.json > ack.log 2>&1 &
 client=$!
 for _ in $(seq 400); do
   grep -q started ack.log && break
