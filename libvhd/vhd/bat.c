@@ -153,6 +153,52 @@ vhd_bat_write_dirty (struct vhd_bat *bat, struct io *io)
   return 0;
 }
 
+int
+vhd_bat_grow (struct vhd_bat *bat, uint32_t n_blocks)
+{
+  uint32_t n_sectors = DIV_ROUND_UP (n_blocks, VHD_BAT_PER_SECTOR), s;
+  size_t n = (size_t) n_sectors * VHD_BAT_PER_SECTOR;
+  size_t old = (size_t) bat->n_sectors * VHD_BAT_PER_SECTOR;
+  uint32_t *entries;
+  uint8_t *dirty;
+
+  if (n_sectors <= bat->n_sectors)
+    return 0;
+  if (n_blocks > VHD_MAX_BAT_ENTRIES) {
+    set_error (EFBIG, "BAT of %" PRIu32 " blocks is too large", n_blocks);
+    return -1;
+  }
+  entries = realloc (bat->entries, n * sizeof *entries);
+  if (entries == NULL) {
+    set_error (ENOMEM, "out of memory for a BAT of %" PRIu32 " entries",
+               n_blocks);
+    return -1;
+  }
+  bat->entries = entries;
+  dirty = realloc (bat->dirty, DIV_ROUND_UP (n_sectors, 8) + 1);
+  if (dirty == NULL) {
+    set_error (ENOMEM, "out of memory for a BAT of %" PRIu32 " entries",
+               n_blocks);
+    return -1;
+  }
+  memset (dirty + DIV_ROUND_UP (bat->n_sectors, 8) + 1, 0,
+          DIV_ROUND_UP (n_sectors, 8) - DIV_ROUND_UP (bat->n_sectors, 8));
+  bat->dirty = dirty;
+  memset (bat->entries + old, 0xff, (n - old) * sizeof *entries);
+  for (s = bat->n_sectors; s < n_sectors; s++)
+    bat->dirty[s / 8] |= (uint8_t) (1U << (s % 8));
+  bat->n_sectors = n_sectors;
+  bat->any_dirty = true;
+  return 0;
+}
+
+void
+vhd_bat_mark_all_dirty (struct vhd_bat *bat)
+{
+  memset (bat->dirty, 0xff, DIV_ROUND_UP (bat->n_sectors, 8) + 1);
+  bat->any_dirty = true;
+}
+
 /* --- sector bitmaps --------------------------------------------------- */
 
 uint32_t
@@ -325,20 +371,9 @@ vhd_bmcache_get (struct vhd_bitmap_cache *c, struct io *io, uint32_t block,
 struct vhd_bitmap *
 vhd_bmcache_new (struct vhd_bitmap_cache *c, uint32_t block, uint8_t fill)
 {
-  struct vhd_bitmap *b = lookup (c, block);
+  struct vhd_bitmap *b;
 
-  if (b != NULL) { /* a stale entry for a block being reallocated */
-    if (b->dirty) {
-      list_remove (&c->dirty, b);
-      c->n_dirty--;
-    }
-    else {
-      list_remove (&c->clean, b);
-      c->n_clean--;
-    }
-    unhash (c, b);
-    free (b);
-  }
+  vhd_bmcache_drop (c, block); /* a stale entry for a block reallocated */
   b = insert (c, block);
   if (b == NULL)
     return NULL;
@@ -359,6 +394,25 @@ vhd_bmcache_mark_dirty (struct vhd_bitmap_cache *c, struct vhd_bitmap *b)
   b->dirty = true;
   list_append (&c->dirty, b);
   c->n_dirty++;
+}
+
+void
+vhd_bmcache_drop (struct vhd_bitmap_cache *c, uint32_t block)
+{
+  struct vhd_bitmap *b = lookup (c, block);
+
+  if (b == NULL)
+    return;
+  if (b->dirty) {
+    list_remove (&c->dirty, b);
+    c->n_dirty--;
+  }
+  else {
+    list_remove (&c->clean, b);
+    c->n_clean--;
+  }
+  unhash (c, b);
+  free (b);
 }
 
 int

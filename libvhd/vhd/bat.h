@@ -61,6 +61,12 @@ void vhd_bat_set (struct vhd_bat *bat, uint32_t block, uint32_t sector);
  * clean.  0, or -1 after set_error with the rest still dirty. */
 int vhd_bat_write_dirty (struct vhd_bat *bat, struct io *io);
 
+/* Hold at least n_blocks entries in memory; entries added read as unused
+ * and their BAT sectors are dirty.  0, or -1 after set_error. */
+int vhd_bat_grow (struct vhd_bat *bat, uint32_t n_blocks);
+/* Mark every BAT sector held dirty (the BAT is being written elsewhere). */
+void vhd_bat_mark_all_dirty (struct vhd_bat *bat);
+
 /* --- sector bitmaps --------------------------------------------------- */
 
 /* Bytes of bitmap in front of each block of block_size bytes. */
@@ -112,6 +118,8 @@ struct vhd_bitmap *vhd_bmcache_new (struct vhd_bitmap_cache *c,
                                     uint32_t block, uint8_t fill);
 void vhd_bmcache_mark_dirty (struct vhd_bitmap_cache *c,
                              struct vhd_bitmap *bm);
+/* Forget block's bitmap, dirty or not (the block is being unmapped). */
+void vhd_bmcache_drop (struct vhd_bitmap_cache *c, uint32_t block);
 /* Write every dirty bitmap at its block's BAT sector and mark it clean. */
 int vhd_bmcache_write_dirty (struct vhd_bitmap_cache *c, struct io *io,
                              const struct vhd_bat *bat);

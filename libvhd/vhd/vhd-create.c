@@ -118,31 +118,28 @@ create_fixed (struct io *io, const struct vhd_footer *f)
   return write_footer (io, f, f->current_size);
 }
 
-/* Write one W2ku/W2ru locator's data at *next and fill its entry. */
+/* One W2ku/W2ru locator's data, encoded. */
 static int
-write_locator (struct io *io, struct vhd_locator *l, uint32_t code,
-               const char *path, uint64_t *next)
+encode_locator (struct vhd_parent_locator *l, uint32_t code,
+                const char *path)
 {
-  uint8_t *data = malloc (VHD_LOCATOR_MAX_DATA);
   ssize_t len;
 
-  if (data == NULL) {
+  l->code = code;
+  l->data = malloc (VHD_LOCATOR_MAX_DATA);
+  if (l->data == NULL) {
     set_error (ENOMEM, "out of memory");
     return -1;
   }
-  len = vhd_locator_encode_path (path, data, VHD_LOCATOR_MAX_DATA);
-  if (len <= 0 || io_pwrite (io, data, (size_t) len, *next) == -1) {
+  len = vhd_locator_encode_path (path, l->data, VHD_LOCATOR_MAX_DATA);
+  if (len <= 0) {
     if (len == 0)
       set_error (EINVAL, "empty parent path");
-    free (data);
+    free (l->data);
+    l->data = NULL;
     return -1;
   }
-  free (data);
-  l->platform_code = code;
-  l->data_length = (uint32_t) len;
-  l->data_space = ROUND_UP ((uint32_t) len, SECTOR_SIZE);
-  l->data_offset = *next;
-  *next += l->data_space;
+  l->len = (size_t) len;
   return 0;
 }
 
@@ -176,31 +173,71 @@ base_name (const char *path)
   return base;
 }
 
-/* Parent identity, name and locators of a differencing child. */
+void
+vhd_free_parent_locators (struct vhd_parent_locator *loc, unsigned n)
+{
+  unsigned i;
+
+  for (i = 0; i < n; i++) {
+    free (loc[i].data);
+    loc[i].data = NULL;
+  }
+}
+
+int
+vhd_encode_parent (struct vhd_dynheader *h, const struct create_params *p,
+                   struct vhd_parent_locator loc[2], unsigned *n)
+{
+  const char *abs = p->parent_abs_path ? p->parent_abs_path : p->parent_path;
+  char *rel;
+  int r = 0;
+
+  *n = 0;
+  memcpy (h->parent_unique_id, p->parent->link_id, 16);
+  h->parent_timestamp = vhd_disk_timestamp (p->parent);
+  memset (h->locators, 0, sizeof h->locators);
+  memset (h->parent_name, 0, sizeof h->parent_name);
+  if (abs && vhd_dynheader_set_parent_name (h, base_name (abs)) == -1)
+    return -1;
+  if (abs && abs[0]) {
+    if (encode_locator (&loc[0], VHD_PLATFORM_W2KU, abs) == -1)
+      return -1;
+    *n = 1;
+  }
+  if (p->parent_rel_path && p->parent_rel_path[0]) {
+    rel = relative_locator_path (p->parent_rel_path);
+    r = rel ? encode_locator (&loc[*n], VHD_PLATFORM_W2RU, rel) : -1;
+    free (rel);
+    if (r == 0)
+      (*n)++;
+  }
+  if (r == -1)
+    vhd_free_parent_locators (loc, *n);
+  return r;
+}
+
+/* Parent identity, name and locators of a differencing child; the
+ * locator data goes at *next, each in its own sectors. */
 static int
 set_parent (struct io *io, struct vhd_dynheader *h,
             const struct create_params *p, uint64_t *next)
 {
-  const char *abs = p->parent_abs_path ? p->parent_abs_path : p->parent_path;
-  char *rel;
-  unsigned n = 0;
+  struct vhd_parent_locator loc[2];
+  unsigned n, i;
   int r = 0;
 
-  memcpy (h->parent_unique_id, p->parent->link_id, 16);
-  h->parent_timestamp = vhd_disk_timestamp (p->parent);
-  if (abs && vhd_dynheader_set_parent_name (h, base_name (abs)) == -1)
+  if (vhd_encode_parent (h, p, loc, &n) == -1)
     return -1;
-  if (abs && abs[0]
-      && write_locator (io, &h->locators[n++], VHD_PLATFORM_W2KU, abs, next)
-           == -1)
-    return -1;
-  if (p->parent_rel_path && p->parent_rel_path[0]) {
-    rel = relative_locator_path (p->parent_rel_path);
-    r = rel ? write_locator (io, &h->locators[n], VHD_PLATFORM_W2RU, rel,
-                             next)
-            : -1;
-    free (rel);
+  for (i = 0; i < n && r == 0; i++) {
+    struct vhd_locator *l = &h->locators[i];
+    r = io_pwrite (io, loc[i].data, loc[i].len, *next);
+    l->platform_code = loc[i].code;
+    l->data_length = (uint32_t) loc[i].len;
+    l->data_space = ROUND_UP ((uint32_t) loc[i].len, SECTOR_SIZE);
+    l->data_offset = *next;
+    *next += l->data_space;
   }
+  vhd_free_parent_locators (loc, n);
   return r;
 }
 

@@ -28,7 +28,9 @@
  *   4. io_flush: the data is durable;
  *   5. write the dirty bitmaps;
  *   6. write the dirty BAT sectors, whole 512-byte sectors;
- *   7. io_flush.
+ *   7. io_flush;
+ *   8. give back the space of blocks unmapped since the last flush
+ *      (vhd-space.c: punched, or cut off the end of the file).
  * So the BAT and the bitmaps on disk never point at data that is not
  * durable.  A crash before 6 loses only the writes since the last flush
  * (those blocks are leaked space, not corruption).  Step 1 overwrites
@@ -39,6 +41,11 @@
  * read-write flush writes a fresh trailing footer.  A torn BAT sector
  * holds old and new entries, each of them valid.  tests/api/
  * test-vhd-crash.c crashes a workload at every write and checks this.
+ *
+ * The operations have their own notes: vhd-space.c (freeing, moving and
+ * adding space: the invariants they all keep), vhd-zero.c, vhd-defrag.c,
+ * vhd-resize.c, vhd-parent.c and vhd-check.c; tests/api/
+ * test-vhd-ops-crash.c crashes each of them at every write.
  */
 #include <assert.h>
 #include <errno.h>
@@ -575,6 +582,7 @@ drv_close (struct vhd_disk *d)
     return;
   vhd_bat_free (&s->bat);
   vhd_bmcache_free (&s->bitmaps);
+  free (s->freed.sectors);
 }
 
 /* --- map ------------------------------------------------------------------ */
@@ -758,11 +766,12 @@ drv_flush (struct vhd_disk *d)
   if (io_flush (d->io) == -1)
     return -1;
   if (s->bitmaps.n_dirty == 0 && !s->bat.any_dirty)
-    return 0;
+    return vhd_release_freed (d);
   if (vhd_bmcache_write_dirty (&s->bitmaps, d->io, &s->bat) == -1
-      || vhd_bat_write_dirty (&s->bat, d->io) == -1)
+      || vhd_bat_write_dirty (&s->bat, d->io) == -1
+      || io_flush (d->io) == -1)
     return -1;
-  return io_flush (d->io);
+  return vhd_release_freed (d); /* 8. unmapped blocks: see vhd-space.c */
 }
 
 const struct format_ops vhd_format_ops = {
@@ -775,5 +784,11 @@ const struct format_ops vhd_format_ops = {
   .map = drv_map,
   .pwrite = drv_pwrite,
   .flush = drv_flush,
+  .zero = vhd_op_zero,
   .create = vhd_driver_create,
+  .unmap = vhd_op_unmap,
+  .defragment = vhd_op_defragment,
+  .resize = vhd_op_resize,
+  .set_parent = vhd_op_set_parent,
+  .check = vhd_op_check,
 };

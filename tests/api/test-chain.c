@@ -286,3 +286,21 @@ Test (chain, open_errors_name_vhd_open)
   cr_expect (strncmp (vhd_get_error (), "vhd_open: ", 10) == 0, "%s",
              vhd_get_error ());
 }
+
+Test (chain, grown_child_reads_zeros_not_the_parent)
+{
+  make_base_and_child ();
+  struct vhd_disk *d = vhd_open (path_of ("child.vhd"), 0);
+  cr_assert_not_null (d, "%s", vhd_get_error ());
+  cr_assert_eq (vhd_resize (d, 2 * MiB, VHD_RESIZE_SHRINK), 0, "%s",
+                vhd_get_error ());
+  cr_assert_eq (vhd_resize (d, 8 * MiB, 0), 0, "%s", vhd_get_error ());
+  expect_bytes (d, 0xbb, MiB, 0);
+  expect_bytes (d, 0xcc, 100, MiB + 10);
+  expect_bytes (d, 0, 6 * MiB, 2 * MiB); /* the parent has 0xbb to 3 MiB */
+  vhd_close (d);
+  d = vhd_open (path_of ("child.vhd"), VHD_OPEN_RDONLY);
+  cr_assert_not_null (d, "%s", vhd_get_error ());
+  expect_bytes (d, 0, 6 * MiB, 2 * MiB);
+  vhd_close (d);
+}
