@@ -150,20 +150,21 @@ vhd_create_opts_set_parent (struct vhd_create_opts *o, const char *parent)
 static char *
 relative_path (const char *path, const char *dir)
 {
-  size_t common = 0, i;
+  size_t common = 0, i, dir_len = strlen (dir);
+  const char *rest;
   unsigned ups = 0;
   char *out;
 
   for (i = 0; path[i] && path[i] == dir[i]; i++)
     if (path[i] == '/')
       common = i + 1;
-  if (dir[i] == '\0' && path[i] == '/')
+  if (dir[i] == '\0' && path[i] == '/') /* DIR is a whole prefix */
     common = i + 1;
-  for (i = common; dir[i]; i++)
-    if (dir[i] == '/' && dir[i + 1])
+  /* Each component of DIR past the common part is one level up. */
+  rest = dir + MIN (common, dir_len);
+  for (i = 0; rest[i]; i++)
+    if (rest[i] != '/' && (i == 0 || rest[i - 1] == '/'))
       ups++;
-  if (dir[common])
-    ups++;
   out = malloc (ups * 3 + strlen (path + common) + 1);
   if (out == NULL)
     return NULL;

@@ -321,6 +321,17 @@ finish_stdout (void)
   return EXIT_SUCCESS;
 }
 
+int
+flush_and_close (struct vhd_disk *d, const char *file)
+{
+  int r = EXIT_SUCCESS;
+
+  if (vhd_flush (d) == -1)
+    r = fail_lib (file);
+  vhd_close (d);
+  return r;
+}
+
 /* Image creation, shared by create and convert. */
 
 static int
@@ -483,6 +494,13 @@ void
 progress_finish (struct progress *p)
 {
   progress_update (p, 1, 1);
+  fputc ('\n', p->fp);
+  fflush (p->fp);
+}
+
+void
+progress_abort (struct progress *p)
+{
   fputc ('\n', p->fp);
   fflush (p->fp);
 }

@@ -33,6 +33,9 @@ enum {
   OPT_LOGICAL_SECTOR,
   OPT_PHYSICAL_SECTOR,
   OPT_PARENT,
+  OPT_REPAIR,
+  OPT_SHRINK,
+  OPT_UNSAFE,
 };
 
 /* Subcommands.  argv[0] is "vhdtool NAME" (getopt prints it). */
@@ -40,6 +43,11 @@ extern int cmd_create (int argc, char *argv[]);
 extern int cmd_info (int argc, char *argv[]);
 extern int cmd_convert (int argc, char *argv[]);
 extern int cmd_map (int argc, char *argv[]);
+extern int cmd_check (int argc, char *argv[]);
+extern int cmd_compact (int argc, char *argv[]);
+extern int cmd_resize (int argc, char *argv[]);
+extern int cmd_commit (int argc, char *argv[]);
+extern int cmd_rebase (int argc, char *argv[]);
 
 /* Parameters of a new image, shared by create and convert. */
 struct image_params {
@@ -83,6 +91,9 @@ extern void warn_lib (const char *file);     /* "FILE: warning: ..." */
 extern const char *lib_message (const char *file);
 /* Flush stdout; on a write error report it and return EXIT_FAILURE. */
 extern int finish_stdout (void);
+/* vhd_flush () then vhd_close () an image opened read-write; reports a
+ * failing flush against FILE.  Returns the exit status. */
+extern int flush_and_close (struct vhd_disk *d, const char *file);
 
 /* Build creation options from P; on failure report against FILE. */
 extern struct vhd_create_opts *make_create_opts (const struct image_params *p,
@@ -102,5 +113,7 @@ struct progress {
 extern void progress_init (struct progress *p, FILE *fp);
 extern void progress_update (void *opaque, uint64_t done, uint64_t total);
 extern void progress_finish (struct progress *p);
+/* End the progress line after a failure (the error follows on stderr). */
+extern void progress_abort (struct progress *p);
 
 #endif /* VHDTOOL_H */
