@@ -455,10 +455,9 @@ put_locator_string (uint8_t *item, size_t cap, size_t *pos, const char *s,
   return 0;
 }
 
-/* Encode the locator into item[0..cap); returns its length or -1. */
-static ssize_t
-encode_locator (const struct vhdx_parent_locator *pl, uint8_t *item,
-                size_t cap)
+ssize_t
+vhdx_locator_encode (const struct vhdx_parent_locator *pl, uint8_t *item,
+                     size_t cap)
 {
   const char *keys[] = { "parent_linkage", "parent_linkage2",
                          "relative_path", "volume_path",
@@ -525,7 +524,7 @@ vhdx_metadata_encode (const struct vhdx_metadata *md, uint8_t *region,
     off += items[i].length;
   }
   if (md->has_parent) {
-    ssize_t pl = encode_locator (&md->locator, region + off,
+    ssize_t pl = vhdx_locator_encode (&md->locator, region + off,
                                  MIN (len - off, (size_t) VHDX_MD_ITEM_MAX));
     if (pl == -1)
       return -1;
@@ -533,4 +532,49 @@ vhdx_metadata_encode (const struct vhdx_metadata *md, uint8_t *region,
   }
   put_le16 (region + VHDX_MD_COUNT, (uint16_t) n);
   return 0;
+}
+
+/* --- editing -------------------------------------------------------------- */
+
+_Static_assert ((int) VHDX_MD_ITEM_DISK_SIZE == (int) ITEM_DISK_SIZE,
+                "public item numbers follow items[]");
+_Static_assert ((int) VHDX_MD_ITEM_PARENT_LOCATOR
+                  == (int) ITEM_PARENT_LOCATOR,
+                "public item numbers follow items[]");
+
+unsigned
+vhdx_metadata_count (const uint8_t *table)
+{
+  return MIN ((unsigned) get_le16 (table + VHDX_MD_COUNT),
+              (unsigned) VHDX_MD_MAX_ENTRIES);
+}
+
+void
+vhdx_metadata_entry (const uint8_t *table, unsigned i,
+                     struct vhdx_md_entry *out)
+{
+  struct entry e;
+
+  read_entry (table, i, &e);
+  out->index = i;
+  memcpy (out->id, e.id, GUID_SIZE);
+  out->offset = e.offset;
+  out->length = e.length;
+  out->flags = e.flags;
+}
+
+int
+vhdx_metadata_find (const uint8_t *table, enum vhdx_md_item which,
+                    struct vhdx_md_entry *out)
+{
+  unsigned i, count = vhdx_metadata_count (table);
+
+  for (i = 0; i < count; i++) {
+    vhdx_metadata_entry (table, i, out);
+    if (!(out->flags & VHDX_MD_FLAG_USER)
+        && guid_eq (out->id, items[which].guid))
+      return 0;
+  }
+  set_error (EBADMSG, "VHDX metadata table: no %s item", items[which].name);
+  return -1;
 }

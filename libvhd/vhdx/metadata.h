@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "guid.h"
 
@@ -78,5 +79,30 @@ int vhdx_locator_decode (const uint8_t *p, uint32_t len,
  * the table and the system items (the locator when md->has_parent). */
 int vhdx_metadata_encode (const struct vhdx_metadata *md, uint8_t *region,
                           size_t len);
+
+/* Encode a parent locator item into item[0..cap); its length or -1. */
+ssize_t vhdx_locator_encode (const struct vhdx_parent_locator *pl,
+                             uint8_t *item, size_t cap);
+
+/* Editing an existing region (resize, set_parent).  table holds the
+ * region's first VHDX_MD_TABLE_SIZE bytes, decoded before. */
+enum vhdx_md_item {
+  VHDX_MD_ITEM_DISK_SIZE = 1,
+  VHDX_MD_ITEM_PARENT_LOCATOR = 5,
+};
+
+struct vhdx_md_entry {
+  unsigned index;
+  uint8_t id[GUID_SIZE];
+  uint32_t offset, length, flags;
+};
+
+/* Entries in the table (at most VHDX_MD_MAX_ENTRIES). */
+unsigned vhdx_metadata_count (const uint8_t *table);
+void vhdx_metadata_entry (const uint8_t *table, unsigned i,
+                          struct vhdx_md_entry *e);
+/* The entry of a system item; -1 after set_error when there is none. */
+int vhdx_metadata_find (const uint8_t *table, enum vhdx_md_item which,
+                        struct vhdx_md_entry *e);
 
 #endif /* LIBVHD_VHDX_METADATA_H */

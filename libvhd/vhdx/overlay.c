@@ -29,6 +29,7 @@ struct overlay {
   struct patch *p;
   size_t n, cap;
   uint64_t size; /* at least the base's size */
+  bool borrowed; /* base is not ours to close */
 };
 
 static int
@@ -119,7 +120,8 @@ ov_close (struct io *io)
   for (i = 0; i < o->n; i++)
     free (o->p[i].data);
   free (o->p);
-  o->base->ops->close (o->base);
+  if (!o->borrowed)
+    o->base->ops->close (o->base);
   free (o);
 }
 
@@ -135,15 +137,14 @@ static const struct io_ops overlay_ops = {
   .close = ov_close,
 };
 
-struct io *
-vhdx_overlay_new (struct io *base)
+static struct io *
+make_overlay (struct io *base, bool borrowed)
 {
   struct overlay *o = calloc (1, sizeof *o);
   int64_t size = io_get_size (base);
 
   if (o == NULL || size < 0) {
     free (o);
-    base->ops->close (base);
     if (size >= 0)
       set_error (ENOMEM, "out of memory");
     return NULL;
@@ -152,7 +153,24 @@ vhdx_overlay_new (struct io *base)
   o->io.readonly = true;
   o->base = base;
   o->size = (uint64_t) size;
+  o->borrowed = borrowed;
   return &o->io;
+}
+
+struct io *
+vhdx_overlay_new (struct io *base)
+{
+  struct io *o = make_overlay (base, false);
+
+  if (o == NULL)
+    base->ops->close (base);
+  return o;
+}
+
+struct io *
+vhdx_overlay_borrow (struct io *base)
+{
+  return make_overlay (base, true);
 }
 
 int

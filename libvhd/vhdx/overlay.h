@@ -10,6 +10,9 @@
 
 /* Wrap base (owned from then on, also on failure). */
 struct io *vhdx_overlay_new (struct io *base);
+/* Wrap base, which stays the caller's (closing the overlay leaves it
+ * open): a check looking at a replayed log without writing. */
+struct io *vhdx_overlay_borrow (struct io *base);
 /* Patch [offset, offset + length) with a copy of data (NULL: zeros).
  * Later patches win over earlier ones. */
 int vhdx_overlay_add (struct io *io, uint64_t offset, const uint8_t *data,

@@ -113,13 +113,12 @@ windows_absolute (const char *abs)
   return out;
 }
 
-static int
-plan_parent (const struct create_params *p, struct vhdx_metadata *md)
+int
+vhdx_locator_plan (const struct create_params *p,
+                   struct vhdx_parent_locator *pl)
 {
-  struct vhdx_parent_locator *pl = &md->locator;
   char g[GUID_STR_SIZE];
 
-  md->has_parent = true;
   guid_format (p->parent->link_id, true, g);
   pl->parent_linkage = strdup (g);
   pl->relative_path = p->parent_rel_path
@@ -137,6 +136,13 @@ plan_parent (const struct create_params *p, struct vhdx_metadata *md)
     return -1;
   }
   return 0;
+}
+
+static int
+plan_parent (const struct create_params *p, struct vhdx_metadata *md)
+{
+  md->has_parent = true;
+  return vhdx_locator_plan (p, &md->locator);
 }
 
 static int

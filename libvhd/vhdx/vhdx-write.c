@@ -7,10 +7,11 @@
  *   0. Before the first write of a session, the headers are rewritten
  *      with a new FileWriteGuid and DataWriteGuid (sequence + 1, the
  *      non-current slot first, flushed, then the other slot, flushed).
- *   1. New blocks are taken at the 1 MiB-aligned end of the file (the
- *      file is extended, so they read as zeros), their data written, and
- *      everything flushed: the data is durable before anything points
- *      at it.
+ *   1. New blocks are taken from space freed earlier in the session
+ *      (punched once its release was durable, vhdx-space.c) or at the
+ *      1 MiB-aligned end of the file (extended): either reads as zeros.
+ *      Their data is written and everything flushed: the data is
+ *      durable before anything points at it.
  *   2. The changed 4 KiB metadata pages go into one log entry, written at
  *      the log's head and flushed.  The entry's Tail is itself: earlier
  *      entries are always applied already.  The first entry after the
@@ -41,19 +42,6 @@
 #include "vhdx.h"
 
 #define BAT_PER_PAGE (VHDX_LOG_SECTOR / 8)
-#define MAX_STAGED 64U
-
-/* A metadata page to update through the log: a BAT page (built from the
- * in-memory BAT at commit time) or a sector bitmap page (data). */
-struct staged {
-  uint64_t offset;
-  uint8_t *data;   /* bitmap pages; NULL for BAT pages */
-};
-
-struct stage {
-  struct staged p[MAX_STAGED];
-  unsigned n;
-};
 
 /* --- headers -------------------------------------------------------------- */
 
@@ -89,8 +77,8 @@ vhdx_update_headers (struct vhd_disk *d, bool new_data_guid)
 
 /* --- staging -------------------------------------------------------------- */
 
-static struct staged *
-stage_find (struct stage *st, uint64_t offset)
+static struct vhdx_staged *
+stage_find (struct vhdx_stage *st, uint64_t offset)
 {
   unsigned i;
 
@@ -100,17 +88,17 @@ stage_find (struct stage *st, uint64_t offset)
   return NULL;
 }
 
-static void
-stage_bat (struct vhdx *v, struct stage *st, uint64_t index)
+void
+vhdx_stage_bat (struct vhdx *v, struct vhdx_stage *st, uint64_t index)
 {
   uint64_t offset = v->bat_offset + index / BAT_PER_PAGE * VHDX_LOG_SECTOR;
 
   if (stage_find (st, offset) == NULL)
-    st->p[st->n++] = (struct staged) { offset, NULL };
+    st->p[st->n++] = (struct vhdx_staged) { offset, NULL };
 }
 
-static void
-stage_free (struct stage *st)
+void
+vhdx_stage_free (struct vhdx_stage *st)
 {
   unsigned i;
 
@@ -119,15 +107,21 @@ stage_free (struct stage *st)
   st->n = 0;
 }
 
-/* A sector bitmap page, read from the file the first time it is staged. */
-static uint8_t *
-stage_bitmap_page (struct vhd_disk *d, struct stage *st, uint64_t offset)
+/* A metadata page (sector bitmap, metadata region), read from the file
+ * the first time it is staged. */
+uint8_t *
+vhdx_stage_page (struct vhd_disk *d, struct vhdx_stage *st, uint64_t offset)
 {
-  struct staged *s = stage_find (st, offset);
+  struct vhdx_staged *s = stage_find (st, offset);
   uint8_t *data;
 
   if (s)
     return s->data;
+  if (st->n == VHDX_MAX_STAGED) {
+    set_error (EFBIG, "VHDX metadata update of more than %u pages",
+               VHDX_MAX_STAGED);
+    return NULL;
+  }
   data = malloc (VHDX_LOG_SECTOR);
   if (data == NULL) {
     set_error (ENOMEM, "out of memory");
@@ -137,8 +131,28 @@ stage_bitmap_page (struct vhd_disk *d, struct stage *st, uint64_t offset)
     free (data);
     return NULL;
   }
-  st->p[st->n++] = (struct staged) { offset, data };
+  st->p[st->n++] = (struct vhdx_staged) { offset, data };
   return data;
+}
+
+int
+vhdx_stage_bytes (struct vhd_disk *d, struct vhdx_stage *st, uint64_t offset,
+                  const uint8_t *data, size_t len)
+{
+  size_t done = 0;
+
+  while (done < len) {
+    uint64_t at = offset + done;
+    uint64_t page = at / VHDX_LOG_SECTOR * VHDX_LOG_SECTOR;
+    size_t n = (size_t) MIN ((uint64_t) (len - done),
+                             page + VHDX_LOG_SECTOR - at);
+    uint8_t *p = vhdx_stage_page (d, st, page);
+    if (p == NULL)
+      return -1;
+    memcpy (p + (at - page), data + done, n);
+    done += n;
+  }
+  return 0;
 }
 
 /* --- the log -------------------------------------------------------------- */
@@ -220,17 +234,19 @@ apply_pages (struct vhd_disk *d, const struct vhdx_log_page *pages,
 }
 
 /* Steps 1-3 of the file-top note for the staged pages. */
-static int
-commit (struct vhd_disk *d, struct stage *st)
+int
+vhdx_commit (struct vhd_disk *d, struct vhdx_stage *st)
 {
   struct vhdx *v = d->priv;
-  struct vhdx_log_page pages[MAX_STAGED];
+  struct vhdx_log_page pages[VHDX_MAX_STAGED];
   uint8_t *bat_pages;
   unsigned i;
   int r = -1;
 
-  if (st->n == 0)
+  if (st->n == 0) {
+    vhdx_pending_settle (d, true);
     return 0;
+  }
   bat_pages = malloc ((size_t) st->n * VHDX_LOG_SECTOR);
   if (bat_pages == NULL) {
     set_error (ENOMEM, "out of memory");
@@ -249,7 +265,8 @@ commit (struct vhd_disk *d, struct stage *st)
     r = 0;
 out:
   free (bat_pages);
-  stage_free (st);
+  vhdx_stage_free (st);
+  vhdx_pending_settle (d, r == 0);
   if (r == -1) {
     v->failed = true;
     prefix_error ("updating VHDX metadata through the log");
@@ -260,8 +277,8 @@ out:
 /* --- allocation ----------------------------------------------------------- */
 
 /* size bytes at the end of the file, which is extended to cover them. */
-static int
-allocate (struct vhd_disk *d, uint64_t size, uint64_t *offset)
+int
+vhdx_allocate_end (struct vhd_disk *d, uint64_t size, uint64_t *offset)
 {
   struct vhdx *v = d->priv;
   int64_t cur = io_get_size (d->io);
@@ -276,19 +293,29 @@ allocate (struct vhd_disk *d, uint64_t size, uint64_t *offset)
   return 0;
 }
 
+/* Freed space first (it was punched, so it reads as zeros like the new
+ * end of the file does), then the end of the file. */
+int
+vhdx_allocate (struct vhd_disk *d, uint64_t size, uint64_t *offset)
+{
+  if (vhdx_free_take (d->priv, size, offset))
+    return 0;
+  return vhdx_allocate_end (d, size, offset);
+}
+
 /* The chunk's sector bitmap block, allocated (zeroed) when missing. */
 static int
-ensure_bitmap (struct vhd_disk *d, struct stage *st, uint64_t chunk,
+ensure_bitmap (struct vhd_disk *d, struct vhdx_stage *st, uint64_t chunk,
                uint64_t *offset)
 {
   struct vhdx *v = d->priv;
   uint64_t i = vhdx_bat_bitmap_index (&v->geo, chunk);
 
   if (vhdx_bat_state (v->bat[i]) != VHDX_SB_PRESENT) {
-    if (allocate (d, VHDX_BITMAP_BLOCK_SIZE, offset) == -1)
+    if (vhdx_allocate (d, VHDX_BITMAP_BLOCK_SIZE, offset) == -1)
       return -1;
     v->bat[i] = vhdx_bat_entry (VHDX_SB_PRESENT, *offset);
-    stage_bat (v, st, i);
+    vhdx_stage_bat (v, st, i);
   }
   *offset = vhdx_bat_offset (v->bat[i]);
   return 0;
@@ -296,7 +323,7 @@ ensure_bitmap (struct vhd_disk *d, struct stage *st, uint64_t chunk,
 
 /* Mark sectors [in, in + n) of a partially present block as ours. */
 static int
-mark_present (struct vhd_disk *d, struct stage *st, uint64_t block,
+mark_present (struct vhd_disk *d, struct vhdx_stage *st, uint64_t block,
               uint64_t in, uint64_t n)
 {
   struct vhdx *v = d->priv;
@@ -308,8 +335,8 @@ mark_present (struct vhd_disk *d, struct stage *st, uint64_t block,
   vhdx_forget_bitmap (v, block);
   for (s = first + in / ls; s < first + (in + n) / ls; s++) {
     uint64_t byte = s / 8;
-    uint8_t *page = stage_bitmap_page (d, st, bm + byte / VHDX_LOG_SECTOR
-                                                    * VHDX_LOG_SECTOR);
+    uint8_t *page = vhdx_stage_page (d, st, bm + byte / VHDX_LOG_SECTOR
+                                                  * VHDX_LOG_SECTOR);
     if (page == NULL)
       return -1;
     page[byte % VHDX_LOG_SECTOR] |= (uint8_t) (1U << (s % 8));
@@ -333,10 +360,38 @@ all_present (struct vhd_disk *d, uint64_t block, uint64_t in, uint64_t n)
   return true;
 }
 
+/* A block that becomes partially present holds none of its sectors yet,
+ * but its slice of the chunk's bitmap may still carry the bits of an
+ * earlier allocation (the block was unmapped since): clear them in the
+ * same log entry. */
+static int
+clear_slice (struct vhd_disk *d, struct vhdx_stage *st, uint64_t block)
+{
+  struct vhdx *v = d->priv;
+  uint64_t first = (block % v->geo.chunk_ratio) * v->bitmap_slice;
+  uint64_t bm, done = 0;
+
+  if (ensure_bitmap (d, st, block / v->geo.chunk_ratio, &bm) == -1)
+    return -1;
+  vhdx_forget_bitmap (v, block);
+  while (done < v->bitmap_slice) {
+    uint64_t at = bm + first + done;
+    uint64_t page = at / VHDX_LOG_SECTOR * VHDX_LOG_SECTOR;
+    uint64_t n = MIN ((uint64_t) v->bitmap_slice - done,
+                      page + VHDX_LOG_SECTOR - at);
+    uint8_t *p = vhdx_stage_page (d, st, page);
+    if (p == NULL)
+      return -1;
+    memset (p + (at - page), 0, (size_t) n);
+    done += n;
+  }
+  return 0;
+}
+
 /* --- writing one block's part --------------------------------------------- */
 
 static int
-write_new_block (struct vhd_disk *d, struct stage *st, uint64_t block,
+write_new_block (struct vhd_disk *d, struct vhdx_stage *st, uint64_t block,
                  uint64_t in, const uint8_t *src, uint64_t n)
 {
   struct vhdx *v = d->priv;
@@ -347,17 +402,21 @@ write_new_block (struct vhd_disk *d, struct stage *st, uint64_t block,
   bool partial = d->type == VHD_TYPE_DIFFERENCING && old != VHDX_PAYLOAD_ZERO
                  && !(in == 0 && n == block_len);
 
-  if (allocate (d, bs, &off) == -1
+  if (vhdx_allocate (d, bs, &off) == -1
       || io_pwrite (d->io, src, (size_t) n, off + in) == -1)
     return -1;
   v->bat[idx] = vhdx_bat_entry (partial ? VHDX_PAYLOAD_PARTIALLY_PRESENT
                                         : VHDX_PAYLOAD_FULLY_PRESENT, off);
-  stage_bat (v, st, idx);
-  return partial ? mark_present (d, st, block, in, n) : 0;
+  vhdx_stage_bat (v, st, idx);
+  if (!partial)
+    return 0;
+  if (clear_slice (d, st, block) == -1)
+    return -1;
+  return mark_present (d, st, block, in, n);
 }
 
 static int
-write_block (struct vhd_disk *d, struct stage *st, uint64_t block,
+write_block (struct vhd_disk *d, struct vhdx_stage *st, uint64_t block,
              uint64_t in, const uint8_t *src, uint64_t n)
 {
   struct vhdx *v = d->priv;
@@ -381,13 +440,13 @@ write_block (struct vhd_disk *d, struct stage *st, uint64_t block,
  * bitmap's BAT page and the bitmap pages of one block (at most 16 for a
  * 256 MiB block of 512-byte sectors). */
 static bool
-stage_has_room (const struct stage *st)
+stage_has_room (const struct vhdx_stage *st)
 {
-  return st->n + 18 <= MAX_STAGED;
+  return st->n + 18 <= VHDX_MAX_STAGED;
 }
 
-static int
-begin_write (struct vhd_disk *d)
+int
+vhdx_begin_update (struct vhd_disk *d, bool data_changes)
 {
   struct vhdx *v = d->priv;
 
@@ -399,11 +458,13 @@ begin_write (struct vhd_disk *d)
     set_error (ENOTSUP, "a VHDX image without a log cannot be written");
     return -1;
   }
-  if (!v->data_guid_renewed) {
+  if (data_changes && !v->data_guid_renewed) {
     if (vhdx_update_headers (d, true) == -1)
       return -1;
     v->data_guid_renewed = true;
   }
+  if (!v->file_guid_renewed)
+    return vhdx_update_headers (d, false);
   return 0;
 }
 
@@ -414,10 +475,10 @@ vhdx_pwrite (struct vhd_disk *d, const void *buf, size_t count,
   struct vhdx *v = d->priv;
   const uint8_t *p = buf;
   uint64_t bs = v->md.block_size;
-  struct stage *st;
+  struct vhdx_stage *st;
   int r = 0;
 
-  if (begin_write (d) == -1)
+  if (vhdx_begin_update (d, true) == -1)
     return -1;
   st = calloc (1, sizeof *st);
   if (st == NULL) {
@@ -428,14 +489,16 @@ vhdx_pwrite (struct vhd_disk *d, const void *buf, size_t count,
     uint64_t block = offset / bs, in = offset % bs;
     uint64_t n = MIN ((uint64_t) count, bs - in);
     if (!stage_has_room (st))
-      r = commit (d, st);
+      r = vhdx_commit (d, st);
     if (r == 0)
       r = write_block (d, st, block, in, p, n);
     p += n, count -= (size_t) n, offset += n;
   }
   if (r == 0)
-    r = commit (d, st);
-  stage_free (st);
+    r = vhdx_commit (d, st);
+  if (r == -1 && st->n > 0)
+    v->failed = true; /* the in-memory BAT is ahead of the file */
+  vhdx_stage_free (st);
   free (st);
   return r;
 }
@@ -470,39 +533,47 @@ may_zero_block (const struct vhdx *v, uint64_t block, unsigned flags)
 }
 
 /* The zero op: whole blocks become PAYLOAD_BLOCK_ZERO (file offset 0),
- * through the log.  Partial blocks, and allocated blocks without
- * MAY_UNMAP, are left to the core (it writes zero data).  A fixed image
- * keeps its blocks allocated (LeaveBlocksAllocated). */
+ * through the log; the storage of blocks that held data (MAY_UNMAP) is
+ * released once that is durable (vhdx-space.c).  ZERO rather than
+ * NOT_PRESENT: in a differencing disk it hides the parent, and in a base
+ * disk the two read the same.  Partial blocks, and allocated blocks
+ * without MAY_UNMAP, are left to the core (it writes zero data).  A
+ * fixed image keeps its blocks allocated (LeaveBlocksAllocated). */
 int64_t
 vhdx_zero (struct vhd_disk *d, uint64_t offset, uint64_t count,
            unsigned flags)
 {
   struct vhdx *v = d->priv;
   uint64_t bs = v->md.block_size, block = offset / bs, done = 0;
-  struct stage *st;
+  struct vhdx_stage *st;
 
   if (v->md.leave_blocks_allocated && !v->md.has_parent)
     return 0;
   if (offset % bs)
     return 0;
-  if (begin_write (d) == -1)
+  if (vhdx_begin_update (d, true) == -1)
     return -1;
   st = calloc (1, sizeof *st);
   if (st == NULL) {
     set_error (ENOMEM, "out of memory");
     return -1;
   }
-  while (st->n < MAX_STAGED && block < v->geo.data_blocks) {
+  while (st->n < VHDX_MAX_STAGED && block < v->geo.data_blocks) {
     uint64_t len = MIN (bs, d->size - block * bs);
     if (count - done < len || !may_zero_block (v, block, flags))
       break;
     uint64_t idx = vhdx_bat_payload_index (&v->geo, block);
+    unsigned s = vhdx_bat_state (v->bat[idx]);
+    if (s == VHDX_PAYLOAD_FULLY_PRESENT
+        || s == VHDX_PAYLOAD_PARTIALLY_PRESENT)
+      vhdx_pending_add (v, vhdx_bat_offset (v->bat[idx]),
+                        vhdx_bat_offset (v->bat[idx]) + bs);
     v->bat[idx] = vhdx_bat_entry (VHDX_PAYLOAD_ZERO, 0);
-    stage_bat (v, st, idx);
+    vhdx_stage_bat (v, st, idx);
     done += len;
     block++;
   }
-  if (commit (d, st) == -1) {
+  if (vhdx_commit (d, st) == -1) {
     free (st);
     return -1;
   }

@@ -37,7 +37,7 @@
 #include "overlay.h"
 #include "vhdx.h"
 
-#define MAX_BAT_ENTRIES (UINT64_C (32) << 20)
+#define MAX_BAT_ENTRIES VHDX_MAX_BAT_ENTRIES
 #define MAX_LOG_REPLAY (UINT32_C (128) << 20)
 #define MAX_METADATA_READ (UINT32_C (16) << 20)
 #define ZERO_CHUNK (1U << 20)
@@ -467,6 +467,8 @@ vhdx_close (struct vhd_disk *d)
   for (i = 0; i < VHDX_BITMAP_CACHE_SLOTS; i++)
     free (v->cache[i].bits);
   free (v->bat);
+  free (v->free);
+  free (v->pending);
   vhdx_metadata_free (&v->md);
 }
 
@@ -576,4 +578,9 @@ const struct format_ops vhdx_format_ops = {
   .flush = vhdx_flush,
   .zero = vhdx_zero,
   .create = vhdx_create,
+  .unmap = vhdx_unmap,
+  .defragment = vhdx_defragment,
+  .resize = vhdx_resize,
+  .set_parent = vhdx_set_parent,
+  .check = vhdx_check,
 };
