@@ -16,7 +16,7 @@ ALL_CPPFLAGS = -Iinclude -Ilibvhd -Ilibvhd/common -D_GNU_SOURCE \
                -D_FILE_OFFSET_BITS=64 $(CPPFLAGS)
 LIB_CFLAGS   = -fPIC -fvisibility=hidden -DVHD_NO_ATTRIBUTES
 DEPFLAGS     = -MMD -MP
-LIBS         = -lz -luuid -lpthread
+LIBS         = -lz -luuid -lpthread -laio
 
 LIB_SRCS  := $(sort $(wildcard libvhd/*.c libvhd/*/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/obj/%.o)
@@ -31,6 +31,7 @@ FUSE_LIBS   = $(shell pkg-config --libs fuse3 2>/dev/null)
 TEST_SRCS := $(sort $(wildcard tests/unit/*.c tests/api/*.c))
 CXX      ?= c++
 TESTS     := $(TEST_SRCS:%.c=$(B)/%)
+EXAMPLES  := $(patsubst %.c,$(B)/%,$(wildcard examples/*.c))
 
 SONAME   := libvhd.so.$(SOMAJOR)
 MANPAGES := $(B)/libvhd.3 $(B)/vhdtool.1 \
@@ -104,6 +105,11 @@ $(B)/tests/%: tests/%.c $(B)/libvhd.a
 	$(CC) $(ALL_CPPFLAGS) -Itests $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< \
 	  $(B)/libvhd.a -lcriterion $(LIBS)
 
+# Examples use the installed header only, and link as users do.
+$(B)/examples/%: examples/%.c $(B)/libvhd.a include/libvhd.h
+	@mkdir -p $(@D)
+	$(CC) -Iinclude $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(B)/libvhd.a $(LIBS)
+
 deps:
 	@scripts/install-deps.sh
 
@@ -111,7 +117,8 @@ check: deps
 	$(MAKE) all tests EXTRA_CFLAGS=-Werror
 	B=$(B) tests/run-tests.sh $(TESTS)
 
-tests: $(TESTS) $(B)/tests/compile/header-c99.o $(B)/tests/compile/header-cxx.o
+tests: $(TESTS) $(B)/tests/compile/header-c99.o $(B)/tests/compile/header-cxx.o \
+       $(EXAMPLES)
 
 # The public header stands alone, in strict C99 and in C++.
 $(B)/tests/compile/header-c99.o: tests/compile/header-only.c include/libvhd.h

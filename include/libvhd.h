@@ -210,6 +210,42 @@ typedef void (*vhd_check_fn) (void *opaque, int severity,
 extern int vhd_check (const char *path, unsigned flags, vhd_check_fn fn,
                       void *opaque) VHD_WUR;
 
+/* Asynchronous I/O (libvhd(3), ASYNCHRONOUS I/O).  Each submit call
+ * checks its arguments like its synchronous twin and returns -1 when it
+ * refuses the request, or a cookie (> 0) when it takes it; cb (may be
+ * NULL) is then called exactly once, with 0 or an errno, from
+ * vhd_aio_poll in the polling thread (or at the latest from vhd_close).
+ * Buffers must stay valid until then.  Requests in flight together have
+ * no defined order, and their callbacks may run in any order.
+ * vhd_aio_get_fd returns an eventfd that is readable while completions
+ * wait for vhd_aio_poll, which runs their callbacks and returns how many
+ * it ran.  vhd_aio_in_flight counts requests whose callback has not yet
+ * started. */
+typedef void (*vhd_aio_callback) (void *opaque, int error);
+extern int vhd_aio_get_fd (struct vhd_disk *disk);
+extern int64_t vhd_aio_pread (struct vhd_disk *disk, void *buf, size_t count,
+                              uint64_t offset, vhd_aio_callback cb,
+                              void *opaque) VHD_WUR;
+extern int64_t vhd_aio_pwrite (struct vhd_disk *disk, const void *buf,
+                               size_t count, uint64_t offset,
+                               vhd_aio_callback cb, void *opaque) VHD_WUR;
+/* Covers every write completed or in flight when it is submitted. */
+extern int64_t vhd_aio_flush (struct vhd_disk *disk, vhd_aio_callback cb,
+                              void *opaque) VHD_WUR;
+extern int64_t vhd_aio_discard (struct vhd_disk *disk, uint64_t offset,
+                                uint64_t count, vhd_aio_callback cb,
+                                void *opaque) VHD_WUR;
+extern int64_t vhd_aio_write_zeroes (struct vhd_disk *disk, uint64_t offset,
+                                     uint64_t count, unsigned flags,
+                                     vhd_aio_callback cb, void *opaque)
+  VHD_WUR;
+extern int vhd_aio_poll (struct vhd_disk *disk);
+extern int64_t vhd_aio_in_flight (struct vhd_disk *disk);
+/* With direct non-zero, later requests move data with O_DIRECT (past the
+ * host page cache, truly in parallel) where buffer, offset and length
+ * suit the file system; the rest stays buffered.  Off by default. */
+extern int vhd_aio_set_direct (struct vhd_disk *disk, int direct);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

@@ -144,6 +144,7 @@ chain_pwrite (struct vhd_disk *d, const void *buf, size_t count,
 int
 chain_flush (struct vhd_disk *d)
 {
+  aio_drain (d); /* asynchronous writes in flight are covered too */
   return d->ops->flush (d);
 }
 

@@ -2,6 +2,7 @@
  *
  *   handle.c     public wrappers: lock, validate, call the *_unlocked core
  *   chain.c      reads and writes through the differencing chain
+ *   aio*.c       the asynchronous API (vhd_aio_*), on libaio
  *   format.c     the table of format drivers and probing
  *   io-*.c       byte sources (file, memory) behind struct io
  *   vhd/ vhdx/ raw/   format drivers behind struct format_ops
@@ -58,6 +59,16 @@ struct io_ops {
   /* Host bytes in use (st_blocks), or the size for memory. */
   int64_t (*allocated) (struct io *io);
   void (*close) (struct io *io);
+  /* OPTIONAL (NULL: none).  The descriptor behind the source, which the
+   * asynchronous API (aio.c) reads and writes data through; -1 when there
+   * is none (memory).  Owned by the source. */
+  int (*fd) (struct io *io);
+  /* OPTIONAL (NULL: none).  A second descriptor on the same file, opened
+   * with O_DIRECT on first use and owned by the source, with the
+   * alignment its transfers need (buffer; offset and length); -1 when the
+   * file system offers no direct I/O or does not report the alignment. */
+  int (*direct_fd) (struct io *io, uint32_t *mem_align,
+                    uint32_t *offset_align);
 };
 
 struct io {
@@ -87,6 +98,19 @@ static inline int64_t
 io_get_size (struct io *io)
 {
   return io->ops->get_size (io);
+}
+
+static inline int
+io_fd (struct io *io)
+{
+  return io->ops->fd ? io->ops->fd (io) : -1;
+}
+
+static inline int
+io_direct_fd (struct io *io, uint32_t *mem_align, uint32_t *offset_align)
+{
+  return io->ops->direct_fd ? io->ops->direct_fd (io, mem_align, offset_align)
+                            : -1;
 }
 
 /* Open a file byte source; create says O_CREAT|O_EXCL. */
@@ -227,8 +251,11 @@ const struct format_ops *format_probe (struct io *io);
 
 #define MAX_PARENT_CANDIDATES 8
 
+struct aio_state;
+
 struct vhd_disk {
   pthread_mutex_t lock;
+  struct aio_state *aio;      /* aio.c: created by the first vhd_aio_ call */
   const struct format_ops *ops;
   void *priv;
   struct io *io;
@@ -286,6 +313,15 @@ int chain_block_status (struct vhd_disk *d, uint64_t offset, uint64_t count,
                         vhd_extent_fn fn, void *opaque);
 /* Bytes of the virtual disk that d's own file holds. */
 int64_t disk_allocated_bytes (struct vhd_disk *d);
+
+/* aio.c: wait until no asynchronous transfer of d is left in the kernel
+ * (their completions stay queued for vhd_aio_poll).  Called, with d's
+ * lock held, before anything that frees or moves storage or must cover
+ * every write: flush, write zeroes, the operations. */
+void aio_drain (struct vhd_disk *d);
+/* Wait for d's transfers, run every callback not yet run, free the
+ * state.  Called by disk_free. */
+void aio_close (struct vhd_disk *d);
 
 /* Granularity of driver writes: the logical sector unless the driver
  * says otherwise (raw: 1). */

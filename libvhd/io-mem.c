@@ -170,6 +170,13 @@ mem_allocated (struct io *io)
   return mem_get_size (io);
 }
 
+/* No descriptor: the asynchronous API runs everything synchronously. */
+static int
+mem_fd (struct io *io)
+{
+  return -1;
+}
+
 static void
 mem_close (struct io *io)
 {
@@ -190,6 +197,7 @@ static const struct io_ops mem_ops = {
   .run_at = mem_run_at,
   .allocated = mem_allocated,
   .close = mem_close,
+  .fd = mem_fd,
 };
 
 struct io *

@@ -67,6 +67,7 @@ disk_free (struct vhd_disk *d)
 
   if (d == NULL)
     return;
+  aio_close (d);
   disk_close (d->parent);
   if (d->ops)
     d->ops->close (d);
