@@ -2,9 +2,7 @@
  *
  * "vhdtool COMMAND ARGS..." runs the table entry for COMMAND with
  * argv[0] replaced by "vhdtool COMMAND", so that getopt's messages name
- * the command.  Entries without a run function are commands that DESIGN.md
- * promises but that are not written yet: they are listed by --help and
- * fail honestly with "not implemented yet".
+ * the command.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,29 +11,28 @@
 
 struct command {
   const char *name;
-  int (*run) (int argc, char *argv[]);   /* NULL: not implemented yet */
-  const char *synopsis;                  /* for stubs' --help */
+  int (*run) (int argc, char *argv[]);
   const char *summary;
 };
 
 static const struct command commands[] = {
-  { "create", cmd_create, NULL,
+  { "create", cmd_create,
     "create a fixed, dynamic or differencing image" },
-  { "info", cmd_info, NULL,
+  { "info", cmd_info,
     "print format, sizes, type and parent chain" },
-  { "convert", cmd_convert, NULL,
+  { "convert", cmd_convert,
     "copy a disk between raw, VHD and VHDX" },
-  { "map", cmd_map, NULL,
+  { "map", cmd_map,
     "print the allocation map of a disk" },
-  { "check", cmd_check, NULL,
+  { "check", cmd_check,
     "verify an image's structures" },
-  { "compact", cmd_compact, NULL,
+  { "compact", cmd_compact,
     "drop zero blocks and shrink the file" },
-  { "resize", cmd_resize, NULL,
+  { "resize", cmd_resize,
     "change the virtual size" },
-  { "commit", cmd_commit, NULL,
+  { "commit", cmd_commit,
     "merge a differencing disk into its parent" },
-  { "rebase", cmd_rebase, NULL,
+  { "rebase", cmd_rebase,
     "point a differencing disk at a moved parent" },
 };
 
@@ -56,8 +53,7 @@ usage (FILE *fp)
            "Commands:\n",
            PROGRAM_NAME, PROGRAM_NAME, PROGRAM_NAME);
   for (i = 0; i < N_COMMANDS; i++)
-    fprintf (fp, "  %-9s %s%s\n", commands[i].name, commands[i].summary,
-             commands[i].run ? "" : " (not implemented yet)");
+    fprintf (fp, "  %-9s %s\n", commands[i].name, commands[i].summary);
   fprintf (fp,
            "\n"
            "Sizes are bytes, or a number followed by K, M, G or T "
@@ -91,19 +87,6 @@ is_help (const char *arg)
   return strcmp (arg, "--help") == 0 || strcmp (arg, "-h") == 0;
 }
 
-/* A command promised by DESIGN.md and not written yet. */
-static int
-run_stub (const struct command *cmd, int argc, char *argv[])
-{
-  if (argc == 2 && is_help (argv[1])) {
-    printf ("Usage: %s %s %s\n\n"
-            "The %s command (%s) is not implemented yet.\n",
-            PROGRAM_NAME, cmd->name, cmd->synopsis, cmd->name, cmd->summary);
-    return EXIT_SUCCESS;
-  }
-  return fail (cmd->name, "not implemented yet");
-}
-
 static int
 run_command (const struct command *cmd, int argc, char *argv[])
 {
@@ -111,8 +94,6 @@ run_command (const struct command *cmd, int argc, char *argv[])
 
   snprintf (prog, sizeof prog, "%s %s", PROGRAM_NAME, cmd->name);
   argv[0] = prog;
-  if (cmd->run == NULL)
-    return run_stub (cmd, argc, argv);
   return cmd->run (argc, argv);
 }
 

@@ -7,18 +7,12 @@
 # it is installed.
 #
 #   B=build tests/tools/test-vhdtool-ops.sh      (VHDTOOL overrides $B/vhdtool)
-#
-# Cases that need a format driver's operation hook (libvhd/vhd/*.c,
-# libvhd/vhdx/*.c: .check, .unmap, .defragment, .resize, .set_parent) run
-# when the driver sets it and must then pass; while a hook is missing the
-# case prints "pending: FORMAT HOOK not implemented" and is left out.
 . "$(dirname "$0")/../lib.sh"
 
 need_vhdtool
 cd "$T"
 
 MiB=1048576
-PENDING=()
 
 # ------------------------------------------------------------ helpers
 # run ARG...: run vhdtool; stdout in $T/out, stderr in $T/err, status in $rc.
@@ -77,27 +71,6 @@ info_to () {
 # vsize IMAGE: virtual size as vhdtool info reports it.
 vsize () {
   info_json "$1" | json_get virtual_size
-}
-
-# hook FORMAT HOOK: the FORMAT driver sets its HOOK member.  Otherwise
-# print "pending: ..." and fail, so that the caller leaves the case out.
-hook () {
-  if grep -Eq "^[[:space:]]*\.$2[[:space:]]*=" "$ROOT"/libvhd/"$1"/*.c; then
-    return 0
-  fi
-  echo "pending: $1 $2 not implemented"
-  PENDING+=("$1 $2")
-  return 1
-}
-
-# hooks FORMAT HOOK...: all of them (each missing one reported).
-hooks () {
-  local fmt=$1 ok=0 h
-  shift
-  for h in "$@"; do
-    hook "$fmt" "$h" || ok=1
-  done
-  return $ok
 }
 
 have_qemu () {
@@ -239,77 +212,71 @@ expect 0 check kid.vhd
 note "check: corrupt footer checksum (exit 2), --repair, then clean"
 mkraw chk.raw $((8 * MiB)) 0:$MiB:11 $((5 * MiB)):4096:12
 expect 0 convert chk.raw chk.vhd
-if hook vhd check; then
-  cp chk.vhd bad.vhd
-  # The footer's checksum: bytes 64..67 of the last 512.
-  corrupt bad.vhd -445
-  expect 2 check bad.vhd
-  grep -q '^corruption: ' out || fail "check bad.vhd: no 'corruption:' line: $(cat out)"
-  grep -Eq '^[0-9]+ errors? (was|were) found on the image' out \
-    || fail "check bad.vhd: no error count: $(cat out)"
-  expect 2 check --json bad.vhd
-  cp out bad.json
-  jcheck bad.json "d['result'] == 'corrupt' and d['corruptions'] >= 1 and d['format'] == 'vhd'" \
-    "check --json bad.vhd"
-  jcheck bad.json "any(x['severity'] == 'corrupt' for x in d['findings'])" \
-    "check --json bad.vhd: findings"
-  cp bad.vhd bad2.vhd
-  expect 0 check --repair bad.vhd
-  grep -q '^repaired: ' out || fail "check --repair: no 'repaired:' line: $(cat out)"
-  stdout_has "No errors were found on the image." "check --repair bad.vhd"
-  expect 0 check bad.vhd
-  expect 0 check --repair --json bad2.vhd
-  cp out rep.json
-  jcheck rep.json "d['result'] == 'clean' and d['repaired'] >= 1 and any(x['severity'] == 'repaired' for x in d['findings'])" \
-    "check --repair --json"
-  expect 0 check bad2.vhd
-  same_view bad.vhd chk.raw "repaired image"
-  qemu_same bad.vhd chk.raw "repaired image (qemu-img)"
-fi
+cp chk.vhd bad.vhd
+# The footer's checksum: bytes 64..67 of the last 512.
+corrupt bad.vhd -445
+expect 2 check bad.vhd
+grep -q '^corruption: ' out || fail "check bad.vhd: no 'corruption:' line: $(cat out)"
+grep -Eq '^[0-9]+ errors? (was|were) found on the image' out \
+  || fail "check bad.vhd: no error count: $(cat out)"
+expect 2 check --json bad.vhd
+cp out bad.json
+jcheck bad.json "d['result'] == 'corrupt' and d['corruptions'] >= 1 and d['format'] == 'vhd'" \
+  "check --json bad.vhd"
+jcheck bad.json "any(x['severity'] == 'corrupt' for x in d['findings'])" \
+  "check --json bad.vhd: findings"
+cp bad.vhd bad2.vhd
+expect 0 check --repair bad.vhd
+grep -q '^repaired: ' out || fail "check --repair: no 'repaired:' line: $(cat out)"
+stdout_has "No errors were found on the image." "check --repair bad.vhd"
+expect 0 check bad.vhd
+expect 0 check --repair --json bad2.vhd
+cp out rep.json
+jcheck rep.json "d['result'] == 'clean' and d['repaired'] >= 1 and any(x['severity'] == 'repaired' for x in d['findings'])" \
+  "check --repair --json"
+expect 0 check bad2.vhd
+same_view bad.vhd chk.raw "repaired image"
+qemu_same bad.vhd chk.raw "repaired image (qemu-img)"
 
 note "check: one corrupt VHDX header (exit 2), --repair, then clean"
-if hook vhdx check; then
-  expect 0 convert chk.raw chk.vhdx
-  cp chk.vhdx badx.vhdx
-  # The first header's checksum (64 KiB + 4): the second header is intact.
-  corrupt badx.vhdx $((65536 + 4))
-  expect 2 check badx.vhdx
-  grep -q '^corruption: ' out || fail "check badx.vhdx: no 'corruption:' line: $(cat out)"
-  expect 2 check --json badx.vhdx
-  cp out badx.json
-  jcheck badx.json "d['result'] == 'corrupt' and d['corruptions'] >= 1 and d['format'] == 'vhdx'" \
-    "check --json badx.vhdx"
-  expect 0 check --repair badx.vhdx
-  grep -q '^repaired: ' out || fail "check --repair badx.vhdx: no 'repaired:' line: $(cat out)"
-  expect 0 check badx.vhdx
-  same_view badx.vhdx chk.raw "repaired VHDX"
-  qemu_same badx.vhdx chk.raw "repaired VHDX (qemu-img)"
-fi
+expect 0 convert chk.raw chk.vhdx
+cp chk.vhdx badx.vhdx
+# The first header's checksum (64 KiB + 4): the second header is intact.
+corrupt badx.vhdx $((65536 + 4))
+expect 2 check badx.vhdx
+grep -q '^corruption: ' out || fail "check badx.vhdx: no 'corruption:' line: $(cat out)"
+expect 2 check --json badx.vhdx
+cp out badx.json
+jcheck badx.json "d['result'] == 'corrupt' and d['corruptions'] >= 1 and d['format'] == 'vhdx'" \
+  "check --json badx.vhdx"
+expect 0 check --repair badx.vhdx
+grep -q '^repaired: ' out || fail "check --repair badx.vhdx: no 'repaired:' line: $(cat out)"
+expect 0 check badx.vhdx
+same_view badx.vhdx chk.raw "repaired VHDX"
+qemu_same badx.vhdx chk.raw "repaired VHDX (qemu-img)"
 
 note "check: leaked space (exit 3)"
-if hook vhd check; then
-  cp chk.vhd leak.vhd
-  junk_before_footer leak.vhd $((2 * MiB))
-  expect 3 check leak.vhd
-  grep -q '^leak: ' out || fail "check leak.vhd: no 'leak:' line: $(cat out)"
-  grep -q '^corruption: ' out && fail "check leak.vhd: reports corruption: $(cat out)"
-  stdout_has "found on the image" "check leak.vhd"
-  expect 3 check --json leak.vhd
-  cp out leak.json
-  jcheck leak.json "d['result'] == 'leaks' and d['leaks'] >= 1 and d['corruptions'] == 0" \
-    "check --json leak.vhd"
-  jcheck leak.json "any(x['severity'] == 'leak' for x in d['findings'])" \
-    "check --json leak.vhd: findings"
-  same_view leak.vhd chk.raw "image with leaked space"
-  # Repairing leaks is allowed, not required; if done, it must stick.
-  run check --repair leak.vhd
-  case $rc in
-    0) expect 0 check leak.vhd ;;
-    3) ;;
-    *) fail "check --repair leak.vhd: exit $rc: $(cat out err)" ;;
-  esac
-  same_view leak.vhd chk.raw "image after check --repair of leaks"
-fi
+cp chk.vhd leak.vhd
+junk_before_footer leak.vhd $((2 * MiB))
+expect 3 check leak.vhd
+grep -q '^leak: ' out || fail "check leak.vhd: no 'leak:' line: $(cat out)"
+grep -q '^corruption: ' out && fail "check leak.vhd: reports corruption: $(cat out)"
+stdout_has "found on the image" "check leak.vhd"
+expect 3 check --json leak.vhd
+cp out leak.json
+jcheck leak.json "d['result'] == 'leaks' and d['leaks'] >= 1 and d['corruptions'] == 0" \
+  "check --json leak.vhd"
+jcheck leak.json "any(x['severity'] == 'leak' for x in d['findings'])" \
+  "check --json leak.vhd: findings"
+same_view leak.vhd chk.raw "image with leaked space"
+# Repairing leaks is allowed, not required; if done, it must stick.
+run check --repair leak.vhd
+case $rc in
+  0) expect 0 check leak.vhd ;;
+  3) ;;
+  *) fail "check --repair leak.vhd: exit $rc: $(cat out err)" ;;
+esac
+same_view leak.vhd chk.raw "image after check --repair of leaks"
 
 # ------------------------------------------------------------ compact
 note "compact: fixed images and raw files are refused"
@@ -331,7 +298,6 @@ done
 raw_pwrite half.raw "${zeroed[@]}"
 for fmt in vhd vhdx; do
   note "compact: dynamic $fmt with half its blocks zeroed"
-  hooks $fmt unmap defragment || continue
   f=half.$fmt
   expect 0 convert -b 2M full.raw $f
   lib_pwrite $f "${zeroed[@]}"
@@ -407,7 +373,6 @@ expect 0 resize r.img 7M
 
 for fmt in vhd vhdx; do
   note "resize: dynamic $fmt grow, shrink, refused shrink"
-  hook $fmt resize || continue
   f=rs.$fmt
   mkraw rs.raw $((8 * MiB)) 0:$MiB:41 $((6 * MiB)):$MiB:42
   cp rs.raw rs8.raw
@@ -485,7 +450,6 @@ runtime_err notdiff.vhd commit notdiff.vhd
 
 for fmt in vhd vhdx; do
   note "commit: $fmt child into its parent"
-  hooks $fmt unmap set_parent || continue
   mkdir -p cm-$fmt
   mkraw cm-$fmt/base.raw $((8 * MiB)) 0:$((2 * MiB)):51 $((5 * MiB)):$MiB:52
   expect 0 convert -b 2M cm-$fmt/base.raw cm-$fmt/base.$fmt
@@ -543,7 +507,6 @@ runtime_err notdiff.vhd rebase --parent fresh-dynamic.vhd notdiff.vhd
 
 for fmt in vhd vhdx; do
   note "rebase: $fmt child after its parent moved"
-  hook $fmt set_parent || continue
   mkdir -p rb-$fmt/sub
   mkraw rb-$fmt/base.raw $((8 * MiB)) 0:$MiB:61 $((3 * MiB)):$MiB:62
   expect 0 convert -b 2M rb-$fmt/base.raw rb-$fmt/base.$fmt
@@ -591,9 +554,5 @@ for fmt in vhd vhdx; do
 done
 
 # ------------------------------------------------------------ summary
-if [ ${#PENDING[@]} -gt 0 ]; then
-  note "pending (driver hooks not implemented; those cases were left out):"
-  printf '%s\n' "${PENDING[@]}" | sort -u | sed 's/^/  pending: /; s/$/ not implemented/'
-fi
 note "all passed"
 exit 0
