@@ -90,7 +90,7 @@ $(B)/obj/nbd-server/%.o: nbd-server/%.c
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
 $(B)/vhd-nbd-server: $(NBD_OBJS) $(B)/libvhd.a
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(NBD_OBJS) $(B)/libvhd.a -laio $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(NBD_OBJS) $(B)/libvhd.a $(LIBS)
 
 $(B)/obj/vhdfuse/%.o: vhdfuse/%.c
 	@mkdir -p $(@D)

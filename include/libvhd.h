@@ -123,6 +123,8 @@ extern int vhd_discard (struct vhd_disk *disk, uint64_t offset,
  * file, 1 its parent, ...).  A layer that stores the range as zeros
  * without data gives HOLE|ZERO at its own depth; a range that no layer
  * holds gives HOLE|ZERO at depth = the number of layers in the chain.
+ * A differencing disk opened with VHD_OPEN_NO_PARENT reports its parent's
+ * ranges as HOLE alone: their content is unknown.
  * A non-zero return from the callback stops the walk and is returned. */
 #define VHD_STATE_HOLE 0x1U /* no storage behind it in any layer */
 #define VHD_STATE_ZERO 0x2U /* reads as zeros */

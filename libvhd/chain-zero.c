@@ -38,7 +38,13 @@ static int64_t
 zero_run (struct vhd_disk *d, uint64_t offset, uint64_t count)
 {
   struct first_extent f = { 0, 0 };
-  int r = chain_block_status (d, offset, count, take_first, &f);
+  int r;
+
+  /* Without its parent, a differencing disk cannot tell what reads as
+   * zeros: the parent's ranges only look like holes. */
+  if (d->type == VHD_TYPE_DIFFERENCING && d->parent == NULL)
+    return 0;
+  r = chain_block_status (d, offset, count, take_first, &f);
 
   if (r == -1)
     return -1;

@@ -99,8 +99,18 @@ chain_write_partial (struct vhd_disk *d, const void *src, size_t len,
   uint32_t align = disk_write_align (d);
   uint64_t start = offset / align * align;
   size_t unit = (size_t) MIN ((uint64_t) align, d->size - start);
-  uint8_t *tmp = malloc (unit);
+  uint8_t *tmp;
   int r = -1;
+
+  /* An image whose size is not a whole number of sectors (a malformed
+   * VHD) has a short last sector that no driver can write. */
+  if (unit < align) {
+    set_error (ENOTSUP, "%s: the last %zu bytes are less than a sector "
+               "(disk size %" PRIu64 " is not a multiple of %" PRIu32 ")",
+               d->filename, unit, d->size, align);
+    return -1;
+  }
+  tmp = malloc (unit);
 
   if (tmp == NULL) {
     set_error (ENOMEM, "out of memory");
@@ -192,6 +202,8 @@ layer_status (struct vhd_disk *d, uint64_t offset, uint64_t count,
       r = emit (em, offset, n, 0, depth);
     else if (e.state == LAYER_ZERO)
       r = emit (em, offset, n, hole, depth);
+    else if (d->parent == NULL && d->type == VHD_TYPE_DIFFERENCING)
+      r = emit (em, offset, n, VHD_STATE_HOLE, depth + 1); /* unknown */
     else if (d->parent == NULL) /* absent from every layer */
       r = emit (em, offset, n, hole, depth + 1);
     else {

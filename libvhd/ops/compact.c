@@ -19,6 +19,8 @@
 #include "internal.h"
 #include "minmax.h"
 
+#define COMPACT_CHUNK (1U << 20)
+
 struct compactor {
   struct vhd_disk *d;
   uint8_t *view, *under;
@@ -62,24 +64,46 @@ read_under (struct vhd_disk *d, uint8_t *buf, size_t len, uint64_t offset)
   return 0;
 }
 
+/* Compare the block's view with the parent's, a chunk at a time (blocks
+ * may be up to 256 MiB, or more in a hostile image). */
 static int
-compact_block (struct compactor *c, uint64_t offset, size_t len)
+examine_block (struct compactor *c, uint64_t offset, uint64_t len,
+               bool *zero, bool *same)
 {
   struct vhd_disk *d = c->d;
-  uint64_t span = ROUND_UP ((uint64_t) len, (uint64_t) disk_write_align (d));
+
+  *zero = true;
+  *same = d->parent != NULL;
+  for (uint64_t done = 0; done < len && (*zero || *same);) {
+    size_t n = (size_t) MIN (len - done, (uint64_t) COMPACT_CHUNK);
+    if (chain_pread (d, c->view, n, offset + done) == -1)
+      return -1;
+    *zero = *zero && all_zero (c->view, n);
+    if (*same) {
+      if (read_under (d, c->under, n, offset + done) == -1)
+        return -1;
+      *same = memcmp (c->view, c->under, n) == 0;
+    }
+    done += n;
+  }
+  return 0;
+}
+
+static int
+compact_block (struct compactor *c, uint64_t offset, uint64_t len)
+{
+  struct vhd_disk *d = c->d;
+  uint64_t span = ROUND_UP (len, (uint64_t) disk_write_align (d));
   int r = layer_has_data (d, offset, len);
-  bool zero;
+  bool zero, same;
 
   if (r <= 0)
     return r;
-  if (chain_pread (d, c->view, len, offset) == -1)
+  if (examine_block (c, offset, len, &zero, &same) == -1)
     return -1;
-  zero = all_zero (c->view, len);
   if (d->parent == NULL)
     return zero ? d->ops->unmap (d, offset, d->block_size) : 0;
-  if (read_under (d, c->under, len, offset) == -1)
-    return -1;
-  if (memcmp (c->view, c->under, len) == 0)
+  if (same)
     return d->ops->unmap (d, offset, d->block_size);
   if (zero && d->ops->zero)
     return d->ops->zero (d, offset, span, VHD_ZERO_MAY_UNMAP) < 0 ? -1 : 0;
@@ -100,17 +124,22 @@ compact_unlocked (struct vhd_disk *d, vhd_progress_fn progress, void *opaque)
                d->type == VHD_TYPE_FIXED ? "fixed" : "image");
     return -1;
   }
+  if (d->type == VHD_TYPE_DIFFERENCING && d->parent == NULL) {
+    set_error (EINVAL, "%s: a differencing disk is compacted against its "
+               "parent, which was not opened", d->filename);
+    return -1;
+  }
   if (chain_flush (d) == -1)
     return -1;
-  c.view = malloc (d->block_size);
-  c.under = malloc (d->block_size);
+  c.view = malloc (COMPACT_CHUNK);
+  c.under = malloc (COMPACT_CHUNK);
   if (c.view == NULL || c.under == NULL) {
     set_error (ENOMEM, "out of memory");
     r = -1;
   }
   for (offset = 0; r == 0 && offset < d->size; offset += d->block_size) {
-    size_t len = (size_t) MIN ((uint64_t) d->block_size, d->size - offset);
-    r = compact_block (&c, offset, len);
+    r = compact_block (&c, offset, MIN ((uint64_t) d->block_size,
+                                        d->size - offset));
     if (progress)
       progress (opaque, offset / 2, d->size);
   }

@@ -448,18 +448,22 @@ check_locators (struct checker *k)
 }
 
 /* Metadata regions overlapping each other. */
-static void
+static bool
 check_meta_overlaps (struct checker *k)
 {
   unsigned i, j;
+  bool found = false;
 
   for (i = 0; i < k->n_meta; i++)
     for (j = i + 1; j < k->n_meta; j++)
       if (k->meta[i].start < k->meta[j].end
-          && k->meta[j].start < k->meta[i].end)
+          && k->meta[j].start < k->meta[i].end) {
         check_report (k->c, VHD_CHECK_CORRUPT, "%s (offset %" PRIu64
                       ") overlaps %s (offset %" PRIu64 ")", k->meta[i].what,
                       k->meta[i].start, k->meta[j].what, k->meta[j].start);
+        found = true;
+      }
+  return found;
 }
 
 /* --- blocks --------------------------------------------------------------- */
@@ -705,6 +709,23 @@ repair_footers (struct checker *k)
   return 0;
 }
 
+/* The BAT (written in whole sectors) reaching a good trailing footer. */
+static bool
+bat_over_footer (struct checker *k)
+{
+  uint64_t end = k->header.table_offset
+                 + (uint64_t) k->header.max_table_entries * 4;
+
+  if (k->tail_err[0] != '\0'
+      || ROUND_UP (end, (uint64_t) SECTOR_SIZE)
+         <= k->file_size - VHD_FTR_SIZE)
+    return false;
+  check_report (k->c, VHD_CHECK_CORRUPT, "the BAT (offset %" PRIu64 ") "
+                "overlaps the trailing footer (offset %" PRIu64 ")",
+                k->header.table_offset, k->file_size - VHD_FTR_SIZE);
+  return true;
+}
+
 static int
 check_sparse (struct checker *k)
 {
@@ -718,7 +739,10 @@ check_sparse (struct checker *k)
     return r == 1 ? 0 : -1;
   if (read_bat (k) == -1 || check_locators (k) == -1)
     return -1;
-  check_meta_overlaps (k);
+  /* Metadata on top of metadata: any repair could write over the other
+   * structure, so nothing is touched. */
+  if (check_meta_overlaps (k) || bat_over_footer (k))
+    return 0;
   if (repair_footers (k) == -1)
     return -1;
   return check_blocks (k);

@@ -248,6 +248,12 @@ check_bat_geometry (struct vhd_state *s)
                "dynamic disk header", h->table_offset);
     return -1;
   }
+  /* BAT sectors are written whole: none may reach the trailing footer. */
+  if (s->trailer_ok && ROUND_UP (end, (uint64_t) SECTOR_SIZE) > s->footer_pos) {
+    set_error (EBADMSG, "table offset %" PRIu64 ": the BAT overlaps the "
+               "footer at offset %" PRIu64, h->table_offset, s->footer_pos);
+    return -1;
+  }
   s->n_blocks = (uint32_t) n_blocks;
   s->bitmap_size = vhd_bitmap_size (h->block_size);
   return 0;
