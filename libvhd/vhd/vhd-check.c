@@ -731,6 +731,10 @@ check_sparse (struct checker *k)
 {
   int r;
 
+  /* The footers were reported repaired: do it now, before any check
+   * below can stop early (they stand apart from everything else). */
+  if (repair_footers (k) == -1)
+    return -1;
   add_meta (k, 0, VHD_FTR_SIZE, "the footer copy");
   r = check_header (k);
   if (r == 0)
@@ -740,11 +744,9 @@ check_sparse (struct checker *k)
   if (read_bat (k) == -1 || check_locators (k) == -1)
     return -1;
   /* Metadata on top of metadata: any repair could write over the other
-   * structure, so nothing is touched. */
+   * structure, so nothing more is touched. */
   if (check_meta_overlaps (k) || bat_over_footer (k))
     return 0;
-  if (repair_footers (k) == -1)
-    return -1;
   return check_blocks (k);
 }
 
