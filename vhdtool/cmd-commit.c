@@ -197,25 +197,10 @@ commit (const char *file, bool show_progress)
 int
 cmd_commit (int argc, char *argv[])
 {
-  bool show_progress = false;
-  int c;
+  bool show_progress;
+  const char *file;
+  int r = parse_flag_operand (argc, argv, CMD, short_opts, long_opts, 'p',
+                              usage, "CHILD", &show_progress, &file);
 
-  optind = 1;
-  while ((c = getopt_long (argc, argv, short_opts, long_opts, NULL)) != -1) {
-    switch (c) {
-    case 'h':
-      usage ();
-      return EXIT_SUCCESS;
-    case 'p':
-      show_progress = true;
-      break;
-    default:
-      return try_help (CMD);
-    }
-  }
-  if (optind >= argc)
-    return usage_error (CMD, "missing CHILD");
-  if (optind + 1 < argc)
-    return usage_error (CMD, "too many arguments");
-  return commit (argv[optind], show_progress);
+  return r >= 0 ? r : commit (file, show_progress);
 }

@@ -146,25 +146,10 @@ map (const char *file, bool json)
 int
 cmd_map (int argc, char *argv[])
 {
-  bool json = false;
-  int c;
+  bool json;
+  const char *file;
+  int r = parse_flag_operand (argc, argv, CMD, short_opts, long_opts, OPT_JSON,
+                              usage, "FILE", &json, &file);
 
-  optind = 1;
-  while ((c = getopt_long (argc, argv, short_opts, long_opts, NULL)) != -1) {
-    switch (c) {
-    case 'h':
-      usage ();
-      return EXIT_SUCCESS;
-    case OPT_JSON:
-      json = true;
-      break;
-    default:
-      return try_help (CMD);
-    }
-  }
-  if (optind >= argc)
-    return usage_error (CMD, "missing FILE");
-  if (optind + 1 < argc)
-    return usage_error (CMD, "too many arguments");
-  return map (argv[optind], json);
+  return r >= 0 ? r : map (file, json);
 }

@@ -504,3 +504,31 @@ progress_abort (struct progress *p)
   fputc ('\n', p->fp);
   fflush (p->fp);
 }
+
+int
+parse_flag_operand (int argc, char *argv[], const char *cmd,
+                    const char *short_opts, const struct option *long_opts,
+                    int flag_opt, void (*usage) (void),
+                    const char *operand_name, bool *flag,
+                    const char **operand)
+{
+  int c;
+
+  *flag = false;
+  optind = 1;
+  while ((c = getopt_long (argc, argv, short_opts, long_opts, NULL)) != -1) {
+    if (c == 'h') {
+      usage ();
+      return EXIT_SUCCESS;
+    }
+    if (c != flag_opt)
+      return try_help (cmd);
+    *flag = true;
+  }
+  if (optind >= argc)
+    return usage_error (cmd, "missing %s", operand_name);
+  if (optind + 1 < argc)
+    return usage_error (cmd, "too many arguments");
+  *operand = argv[optind];
+  return -1;
+}

@@ -11,6 +11,7 @@
 #ifndef VHDTOOL_H
 #define VHDTOOL_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -84,6 +85,14 @@ extern void human_size (uint64_t bytes, char *buf, size_t len);
 extern int usage_error (const char *cmd, const char *fs, ...)
   ATTR_PRINTF (2, 3);
 extern int try_help (const char *cmd);
+/* Parse "[OPTION] OPERAND" for a command whose only option besides
+ * --help is the flag `flag_opt`.  Returns -1 to go on, with *flag and
+ * *operand set, or the exit status (help printed, or a usage error). */
+extern int parse_flag_operand (int argc, char *argv[], const char *cmd,
+                               const char *short_opts,
+                               const struct option *long_opts, int flag_opt,
+                               void (*usage) (void), const char *operand_name,
+                               bool *flag, const char **operand);
 extern int fail (const char *file, const char *fs, ...) ATTR_PRINTF (2, 3);
 extern int fail_lib (const char *file);      /* uses vhd_get_error () */
 extern void warn_lib (const char *file);     /* "FILE: warning: ..." */
