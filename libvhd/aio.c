@@ -96,37 +96,6 @@ struct aio_state {
 
 /* --- validation, as in handle.c ----------------------------------------- */
 
-static bool
-valid_disk (struct vhd_disk *d)
-{
-  if (d == NULL) {
-    set_error (EFAULT, "disk cannot be NULL");
-    return false;
-  }
-  return true;
-}
-
-static bool
-valid_range (struct vhd_disk *d, uint64_t count, uint64_t offset)
-{
-  if (offset > d->size || count > d->size - offset) {
-    set_error (ERANGE, "offset %" PRIu64 " + count %" PRIu64 " beyond disk "
-               "size %" PRIu64, offset, count, d->size);
-    return false;
-  }
-  return true;
-}
-
-static bool
-writable (struct vhd_disk *d)
-{
-  if (d->readonly) {
-    set_error (EROFS, "%s is open read-only", d->filename);
-    return false;
-  }
-  return true;
-}
-
 /* --- state -------------------------------------------------------------- */
 
 /* The handle's state, created on first use.  Handle lock held. */
@@ -577,7 +546,7 @@ vhd_aio_pwrite (struct vhd_disk *d, const void *buf, size_t count,
     set_error (EFAULT, "buf cannot be NULL");
     return -1;
   }
-  if (!writable (d))
+  if (!valid_writable (d))
     return -1;
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   if (!valid_range (d, count, offset) || (a = get_state (d)) == NULL)
@@ -619,7 +588,7 @@ submit_zeroes (struct vhd_disk *d, const char *what, uint64_t offset,
     set_error (EINVAL, "unknown flags 0x%x", flags & ~VHD_ZERO_MASK);
     return -1;
   }
-  if (!writable (d))
+  if (!valid_writable (d))
     return -1;
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   if (!valid_range (d, count, offset) || (a = get_state (d)) == NULL

@@ -13,8 +13,7 @@
 #include "cleanup.h"
 #include "internal.h"
 
-/* Range check shared by I/O calls: [offset, offset+count) inside the disk. */
-static bool
+bool
 valid_range (struct vhd_disk *d, uint64_t count, uint64_t offset)
 {
   if (offset > d->size || count > d->size - offset) {
@@ -25,11 +24,21 @@ valid_range (struct vhd_disk *d, uint64_t count, uint64_t offset)
   return true;
 }
 
-static bool
+bool
 valid_disk (struct vhd_disk *d)
 {
   if (d == NULL) {
     set_error (EFAULT, "disk cannot be NULL");
+    return false;
+  }
+  return true;
+}
+
+bool
+valid_writable (struct vhd_disk *d)
+{
+  if (d->readonly) {
+    set_error (EROFS, "%s is open read-only", d->filename);
     return false;
   }
   return true;
@@ -95,10 +104,8 @@ vhd_pwrite (struct vhd_disk *d, const void *buf, size_t count,
     set_error (EFAULT, "buf cannot be NULL");
     return -1;
   }
-  if (d->readonly) {
-    set_error (EROFS, "%s is open read-only", d->filename);
+  if (!valid_writable (d))
     return -1;
-  }
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   if (!valid_range (d, count, offset))
     return -1;
@@ -127,10 +134,8 @@ write_zeroes (struct vhd_disk *d, uint64_t offset, uint64_t count,
     set_error (EINVAL, "unknown flags 0x%x", flags & ~VHD_ZERO_MASK);
     return -1;
   }
-  if (d->readonly) {
-    set_error (EROFS, "%s is open read-only", d->filename);
+  if (!valid_writable (d))
     return -1;
-  }
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   if (!valid_range (d, count, offset))
     return -1;

@@ -298,6 +298,13 @@ struct vhd_disk *disk_open_path (const char *path, unsigned flags);
 void disk_close (struct vhd_disk *d);
 void disk_free (struct vhd_disk *d);
 
+/* handle.c: argument checks of the public calls (synchronous and
+ * asynchronous alike), each recording its error. */
+bool valid_disk (struct vhd_disk *d);                 /* EFAULT */
+bool valid_writable (struct vhd_disk *d);             /* EROFS */
+/* [offset, offset+count) inside the disk (ERANGE). */
+bool valid_range (struct vhd_disk *d, uint64_t count, uint64_t offset);
+
 /* chain.c: the core of the public calls; arguments already validated. */
 int chain_pread (struct vhd_disk *d, void *buf, size_t count,
                  uint64_t offset);
