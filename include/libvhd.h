@@ -132,6 +132,15 @@ typedef int (*vhd_extent_fn) (void *opaque, uint64_t offset, uint64_t length,
                               unsigned state, unsigned depth);
 extern int vhd_block_status (struct vhd_disk *disk, uint64_t offset,
                              uint64_t count, vhd_extent_fn fn, void *opaque);
+/* The same with flags.  VHD_STATUS_HOST_HOLES also asks the host file
+ * (SEEK_DATA/SEEK_HOLE, a system call or two per stored run) and reports
+ * stored data that lies in a hole of it as ZERO without HOLE: it reads as
+ * zeros although the image allocates it, so copies may skip it unread. */
+#define VHD_STATUS_HOST_HOLES 0x1U
+#define VHD_STATUS_MASK       0x1U
+extern int vhd_block_status_ex (struct vhd_disk *disk, uint64_t offset,
+                                uint64_t count, unsigned flags,
+                                vhd_extent_fn fn, void *opaque);
 
 /* Creation.  Options start as: format VHD, type dynamic, default block
  * size of the format, 512-byte sectors, no parent. */

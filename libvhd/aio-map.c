@@ -29,21 +29,6 @@
 #include "aio-internal.h"
 #include "minmax.h"
 
-/* The driver's map, with its contract checked (as chain.c does). */
-static int
-layer_map (struct vhd_disk *d, uint64_t offset, uint64_t count,
-           struct extent *e)
-{
-  if (d->ops->map (d, offset, count, e) == -1)
-    return -1;
-  if (e->length == 0) {
-    set_error (EIO, "%s: empty extent at %" PRIu64 " (driver bug)",
-               d->filename, offset);
-    return -1;
-  }
-  return 0;
-}
-
 /* Append a segment, merging it into the previous one when both the file
  * range and the buffer continue it. */
 static int
@@ -143,7 +128,7 @@ aio_plan_read (struct vhd_disk *d, uint8_t *buf, uint64_t count,
     struct extent e;
     int r = 0;
 
-    if (layer_map (d, offset, count, &e) == -1)
+    if (disk_map (d, offset, count, &e) == -1)
       return -1;
     size_t n = (size_t) MIN (count, e.length);
     switch (e.state) {
@@ -174,7 +159,7 @@ aio_plan_write (struct vhd_disk *d, const uint8_t *buf, uint64_t count,
     return false;
   while (count > 0) {
     struct extent e;
-    if (layer_map (d, offset, count, &e) == -1 || e.state != LAYER_DATA)
+    if (disk_map (d, offset, count, &e) == -1 || e.state != LAYER_DATA)
       goto no;
     size_t n = (size_t) MIN (count, e.length);
     /* The buffer is only ever read for a write. */

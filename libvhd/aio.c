@@ -494,7 +494,7 @@ vhd_aio_get_fd (struct vhd_disk *d)
   set_error_context ("vhd_aio_get_fd");
   if (!valid_disk (d))
     return -1;
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  EXCLUSIVE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   a = get_state (d);
   return a ? a->efd : -1;
 }
@@ -507,7 +507,7 @@ vhd_aio_set_direct (struct vhd_disk *d, int direct)
   set_error_context ("vhd_aio_set_direct");
   if (!valid_disk (d))
     return -1;
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  EXCLUSIVE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   if ((a = get_state (d)) == NULL)
     return -1;
   a->direct = direct != 0;
@@ -527,7 +527,7 @@ vhd_aio_pread (struct vhd_disk *d, void *buf, size_t count, uint64_t offset,
     set_error (EFAULT, "buf cannot be NULL");
     return -1;
   }
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  EXCLUSIVE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   if (!valid_range (d, count, offset) || (a = get_state (d)) == NULL)
     return -1;
   return submit_read (d, a, buf, count, offset, cb, opaque);
@@ -548,7 +548,7 @@ vhd_aio_pwrite (struct vhd_disk *d, const void *buf, size_t count,
   }
   if (!valid_writable (d))
     return -1;
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  EXCLUSIVE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   if (!valid_range (d, count, offset) || (a = get_state (d)) == NULL)
     return -1;
   return submit_write (d, a, buf, count, offset, cb, opaque);
@@ -563,7 +563,7 @@ vhd_aio_flush (struct vhd_disk *d, vhd_aio_callback cb, void *opaque)
   set_error_context ("vhd_aio_flush");
   if (!valid_disk (d))
     return -1;
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  EXCLUSIVE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   if ((a = get_state (d)) == NULL
       || (r = req_new ("vhd_aio_flush", cb, opaque, 0)) == NULL)
     return -1;
@@ -590,7 +590,7 @@ submit_zeroes (struct vhd_disk *d, const char *what, uint64_t offset,
   }
   if (!valid_writable (d))
     return -1;
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  EXCLUSIVE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   if (!valid_range (d, count, offset) || (a = get_state (d)) == NULL
       || (r = req_new (what, cb, opaque, 0)) == NULL)
     return -1;

@@ -44,7 +44,7 @@ zero_run (struct vhd_disk *d, uint64_t offset, uint64_t count)
    * zeros: the parent's ranges only look like holes. */
   if (d->type == VHD_TYPE_DIFFERENCING && d->parent == NULL)
     return 0;
-  r = chain_block_status (d, offset, count, take_first, &f);
+  r = chain_block_status (d, offset, count, 0, take_first, &f);
 
   if (r == -1)
     return -1;

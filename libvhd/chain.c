@@ -10,8 +10,10 @@
  * patched and written whole, so a partly written sector of a child never
  * loses the parent's bytes around it.
  *
- * Called with the top handle's lock held; parents belong to their child
- * and are only reached from here.
+ * Called with the top handle's lock held (shared for reads and maps,
+ * exclusive for writes); parents belong to their child and are only
+ * reached from here.  Each layer's map runs under its own map_lock, so
+ * concurrent readers may share the driver's caches.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -21,12 +23,16 @@
 #include "internal.h"
 #include "minmax.h"
 
-/* The driver's map, with its contract checked: a run is never empty. */
-static int
-layer_map (struct vhd_disk *d, uint64_t offset, uint64_t count,
-           struct extent *e)
+int
+disk_map (struct vhd_disk *d, uint64_t offset, uint64_t count,
+          struct extent *e)
 {
-  if (d->ops->map (d, offset, count, e) == -1)
+  int r;
+
+  pthread_mutex_lock (&d->map_lock);
+  r = d->ops->map (d, offset, count, e);
+  pthread_mutex_unlock (&d->map_lock);
+  if (r == -1)
     return -1;
   if (e->length == 0) {
     set_error (EIO, "%s: empty extent at %" PRIu64 " (driver bug)",
@@ -68,7 +74,7 @@ chain_pread (struct vhd_disk *d, void *buf, size_t count, uint64_t offset)
 
   while (count > 0) {
     struct extent e;
-    if (layer_map (d, offset, count, &e) == -1)
+    if (disk_map (d, offset, count, &e) == -1)
       return -1;
     size_t n = (size_t) MIN ((uint64_t) count, e.length);
     switch (e.state) {
@@ -125,10 +131,42 @@ chain_write_partial (struct vhd_disk *d, const void *src, size_t len,
 }
 
 int
-chain_pwrite (struct vhd_disk *d, const void *buf, size_t count,
-              uint64_t offset)
+chain_write_in_place (struct vhd_disk *d, const void *buf, size_t count,
+                      uint64_t offset)
 {
+  uint32_t align = disk_write_align (d);
   const uint8_t *p = buf;
+  uint64_t off, left;
+
+  if (!d->writes_in_place || io_fd (d->io) < 0 || offset % align
+      || count % align || count == 0)
+    return 1;
+  /* Everything must be in place before anything is written. */
+  for (off = offset, left = count; left > 0;) {
+    struct extent e;
+    if (disk_map (d, off, left, &e) == -1)
+      return -1;
+    if (e.state != LAYER_DATA)
+      return 1;
+    uint64_t n = MIN (left, e.length);
+    off += n, left -= n;
+  }
+  for (off = offset, left = count; left > 0;) {
+    struct extent e;
+    if (disk_map (d, off, left, &e) == -1)
+      return -1;
+    size_t n = (size_t) MIN (left, e.length);
+    if (io_pwrite (d->io, p, n, e.host_offset) == -1)
+      return -1;
+    p += n, off += n, left -= n;
+  }
+  return 0;
+}
+
+static int
+write_units (struct vhd_disk *d, const uint8_t *p, size_t count,
+             uint64_t offset)
+{
   uint32_t align = disk_write_align (d);
 
   /* Unaligned head (or a write inside one unit). */
@@ -152,6 +190,18 @@ chain_pwrite (struct vhd_disk *d, const void *buf, size_t count,
 }
 
 int
+chain_pwrite (struct vhd_disk *d, const void *buf, size_t count,
+              uint64_t offset)
+{
+  int r = write_units (d, buf, count, offset);
+
+  /* After a failure the driver decides again whether the image may take
+   * writes (it refuses them when its metadata is in doubt). */
+  d->writes_in_place = r == 0;
+  return r;
+}
+
+int
 chain_flush (struct vhd_disk *d)
 {
   aio_drain (d); /* asynchronous writes in flight are covered too */
@@ -161,6 +211,7 @@ chain_flush (struct vhd_disk *d)
 /* Extents are merged while state and depth stay the same, so callers see
  * one call per run, not one per block. */
 struct emitter {
+  unsigned flags;
   vhd_extent_fn fn;
   void *opaque;
   uint64_t offset, length;
@@ -186,6 +237,32 @@ emit (struct emitter *em, uint64_t offset, uint64_t length, unsigned state,
   return 0;
 }
 
+/* With VHD_STATUS_HOST_HOLES: data of a layer whose host range is a hole
+ * in the image file reads as zeros; report it stored but zero, so that
+ * copies and NBD clients skip it unread (a raw layer's map already says
+ * so). */
+static int
+data_status (struct vhd_disk *d, uint64_t offset, uint64_t count,
+             uint64_t host, unsigned depth, struct emitter *em)
+{
+  if (!(em->flags & VHD_STATUS_HOST_HOLES) || d->ops == &raw_format_ops
+      || d->io->ops->run_at == NULL)
+    return emit (em, offset, count, 0, depth);
+  while (count > 0) {
+    bool data;
+    uint64_t run;
+    int r;
+    if (d->io->ops->run_at (d->io, host, &data, &run) == -1 || run == 0)
+      data = true, run = count; /* past the end: let the read report it */
+    run = MIN (run, count);
+    r = emit (em, offset, run, data ? 0 : VHD_STATE_ZERO, depth);
+    if (r)
+      return r;
+    offset += run, host += run, count -= run;
+  }
+  return 0;
+}
+
 static int
 layer_status (struct vhd_disk *d, uint64_t offset, uint64_t count,
               unsigned depth, struct emitter *em)
@@ -195,11 +272,11 @@ layer_status (struct vhd_disk *d, uint64_t offset, uint64_t count,
 
   while (count > 0) {
     struct extent e;
-    if (layer_map (d, offset, count, &e) == -1)
+    if (disk_map (d, offset, count, &e) == -1)
       return -1;
     uint64_t n = MIN (count, e.length);
     if (e.state == LAYER_DATA)
-      r = emit (em, offset, n, 0, depth);
+      r = data_status (d, offset, n, e.host_offset, depth, em);
     else if (e.state == LAYER_ZERO)
       r = emit (em, offset, n, hole, depth);
     else if (d->parent == NULL && d->type == VHD_TYPE_DIFFERENCING)
@@ -223,9 +300,9 @@ layer_status (struct vhd_disk *d, uint64_t offset, uint64_t count,
 
 int
 chain_block_status (struct vhd_disk *d, uint64_t offset, uint64_t count,
-                    vhd_extent_fn fn, void *opaque)
+                    unsigned flags, vhd_extent_fn fn, void *opaque)
 {
-  struct emitter em = { .fn = fn, .opaque = opaque };
+  struct emitter em = { .flags = flags, .fn = fn, .opaque = opaque };
   int r = layer_status (d, offset, count, 0, &em);
 
   if (r == 0 && em.length)
@@ -240,7 +317,7 @@ disk_allocated_bytes (struct vhd_disk *d)
 
   while (offset < d->size) {
     struct extent e;
-    if (layer_map (d, offset, d->size - offset, &e) == -1)
+    if (disk_map (d, offset, d->size - offset, &e) == -1)
       return -1;
     if (e.state == LAYER_DATA)
       total += e.length;

@@ -79,6 +79,23 @@ copy_extent (void *opaque, uint64_t offset, uint64_t length, unsigned state,
   return 0;
 }
 
+/* The destination exclusive, the source shared, always in address order
+ * so that two copies between the same handles in opposite directions
+ * cannot wait for each other. */
+static void
+lock_pair (struct vhd_disk *src, struct vhd_disk *dst)
+{
+  if (src == dst)
+    pthread_rwlock_wrlock (&dst->lock);
+  else if ((uintptr_t) src < (uintptr_t) dst) {
+    pthread_rwlock_rdlock (&src->lock);
+    pthread_rwlock_wrlock (&dst->lock);
+  } else {
+    pthread_rwlock_wrlock (&dst->lock);
+    pthread_rwlock_rdlock (&src->lock);
+  }
+}
+
 int
 vhd_copy (struct vhd_disk *src, struct vhd_disk *dst,
           vhd_progress_fn progress, void *opaque)
@@ -105,15 +122,14 @@ vhd_copy (struct vhd_disk *src, struct vhd_disk *dst,
     set_error (ENOMEM, "out of memory");
     return -1;
   }
-  pthread_mutex_lock (&src->lock);
-  if (src != dst)
-    pthread_mutex_lock (&dst->lock);
-  r = src->size ? chain_block_status (src, 0, src->size, copy_extent, &c) : 0;
+  lock_pair (src, dst);
+  r = src->size ? chain_block_status (src, 0, src->size,
+                                      VHD_STATUS_HOST_HOLES, copy_extent, &c) : 0;
   if (r == 0)
     r = chain_flush (dst);
   if (src != dst)
-    pthread_mutex_unlock (&dst->lock);
-  pthread_mutex_unlock (&src->lock);
+    pthread_rwlock_unlock (&src->lock);
+  pthread_rwlock_unlock (&dst->lock);
   free (c.buf);
   if (c.progress && r == 0)
     c.progress (c.opaque, src->size, src->size);

@@ -3,7 +3,9 @@
  * Each wrapper names itself for error messages, validates its arguments
  * once, takes the handle's lock for the duration of the call and hands
  * over to the unlocked core (chain.c, open.c), which may then assume the
- * arguments are sound.
+ * arguments are sound.  Reads, maps and writes of data already in place
+ * share the lock, so they run side by side; a write that must allocate
+ * (or change metadata) takes it alone.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -87,7 +89,7 @@ vhd_pread (struct vhd_disk *d, void *buf, size_t count, uint64_t offset)
     set_error (EFAULT, "buf cannot be NULL");
     return -1;
   }
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  SHARED_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   if (!valid_range (d, count, offset))
     return -1;
   return chain_pread (d, buf, count, offset);
@@ -106,9 +108,15 @@ vhd_pwrite (struct vhd_disk *d, const void *buf, size_t count,
   }
   if (!valid_writable (d))
     return -1;
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
-  if (!valid_range (d, count, offset))
-    return -1;
+  {
+    SHARED_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+    if (!valid_range (d, count, offset))
+      return -1;
+    int r = chain_write_in_place (d, buf, count, offset);
+    if (r <= 0)
+      return r;
+  }
+  EXCLUSIVE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   return chain_pwrite (d, buf, count, offset);
 }
 
@@ -120,7 +128,7 @@ vhd_flush (struct vhd_disk *d)
     return -1;
   if (d->readonly)
     return 0;
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  EXCLUSIVE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   return chain_flush (d);
 }
 
@@ -136,10 +144,13 @@ write_zeroes (struct vhd_disk *d, uint64_t offset, uint64_t count,
   }
   if (!valid_writable (d))
     return -1;
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  EXCLUSIVE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   if (!valid_range (d, count, offset))
     return -1;
-  return chain_write_zeroes (d, offset, count, flags);
+  int r = chain_write_zeroes (d, offset, count, flags);
+  if (r == -1)
+    d->writes_in_place = false; /* the driver decides again */
+  return r;
 }
 
 int
@@ -157,21 +168,40 @@ vhd_discard (struct vhd_disk *d, uint64_t offset, uint64_t count)
   return write_zeroes (d, offset, count, VHD_ZERO_MAY_UNMAP);
 }
 
-int
-vhd_block_status (struct vhd_disk *d, uint64_t offset, uint64_t count,
-                  vhd_extent_fn fn, void *opaque)
+static int
+block_status (struct vhd_disk *d, uint64_t offset, uint64_t count,
+              unsigned flags, vhd_extent_fn fn, void *opaque)
 {
-  set_error_context ("vhd_block_status");
   if (!valid_disk (d))
     return -1;
   if (fn == NULL) {
     set_error (EFAULT, "fn cannot be NULL");
     return -1;
   }
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  if (flags & ~VHD_STATUS_MASK) {
+    set_error (EINVAL, "unknown flags 0x%x", flags & ~VHD_STATUS_MASK);
+    return -1;
+  }
+  SHARED_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   if (!valid_range (d, count, offset))
     return -1;
-  return chain_block_status (d, offset, count, fn, opaque);
+  return chain_block_status (d, offset, count, flags, fn, opaque);
+}
+
+int
+vhd_block_status (struct vhd_disk *d, uint64_t offset, uint64_t count,
+                  vhd_extent_fn fn, void *opaque)
+{
+  set_error_context ("vhd_block_status");
+  return block_status (d, offset, count, 0, fn, opaque);
+}
+
+int
+vhd_block_status_ex (struct vhd_disk *d, uint64_t offset, uint64_t count,
+                     unsigned flags, vhd_extent_fn fn, void *opaque)
+{
+  set_error_context ("vhd_block_status_ex");
+  return block_status (d, offset, count, flags, fn, opaque);
 }
 
 const char *

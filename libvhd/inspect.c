@@ -75,7 +75,7 @@ int64_t
 vhd_get_allocated_bytes (struct vhd_disk *d)
 {
   CHECK_DISK (d, -1);
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  SHARED_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   return disk_allocated_bytes (d);
 }
 

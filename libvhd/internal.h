@@ -254,7 +254,18 @@ const struct format_ops *format_probe (struct io *io);
 struct aio_state;
 
 struct vhd_disk {
-  pthread_mutex_t lock;
+  /* Held shared by reads, allocation maps and writes in place (data
+   * already stored in this file: nothing but the data changes); held
+   * exclusive by every call that allocates or changes metadata. */
+  pthread_rwlock_t lock;
+  /* Serializes the driver's map, which fills caches (bitmaps, BAT pages)
+   * even for readers; taken inside the lock, per layer (disk_map). */
+  pthread_mutex_t map_lock;
+  /* A driver write has succeeded since open and none has failed since:
+   * the driver has prepared the file (VHDX renews its headers before the
+   * first change), so data writes in place may bypass it.  Changed only
+   * with the lock held exclusive. */
+  bool writes_in_place;
   struct aio_state *aio;      /* aio.c: created by the first vhd_aio_ call */
   const struct format_ops *ops;
   void *priv;
@@ -305,19 +316,31 @@ bool valid_writable (struct vhd_disk *d);             /* EROFS */
 /* [offset, offset+count) inside the disk (ERANGE). */
 bool valid_range (struct vhd_disk *d, uint64_t count, uint64_t offset);
 
-/* chain.c: the core of the public calls; arguments already validated. */
+/* chain.c: the driver's map of one layer under its map_lock, with the
+ * contract checked (a run is never empty). */
+int disk_map (struct vhd_disk *d, uint64_t offset, uint64_t count,
+              struct extent *e);
+
+/* chain.c: the core of the public calls; arguments already validated.
+ * Reads and block status need d's lock shared, the rest exclusive. */
 int chain_pread (struct vhd_disk *d, void *buf, size_t count,
                  uint64_t offset);
 int chain_pwrite (struct vhd_disk *d, const void *buf, size_t count,
                   uint64_t offset);
 int chain_flush (struct vhd_disk *d);
+/* A write that needs nothing but the data written (lock held shared):
+ * every byte already stored in d's own file, aligned, and the driver
+ * ready (writes_in_place).  0 done, -1 error, 1 not possible: take the
+ * lock exclusive and call chain_pwrite. */
+int chain_write_in_place (struct vhd_disk *d, const void *buf, size_t count,
+                          uint64_t offset);
 /* Write part of one unit of write alignment: read it, patch, write. */
 int chain_write_partial (struct vhd_disk *d, const void *src, size_t len,
                          uint64_t offset);
 int chain_write_zeroes (struct vhd_disk *d, uint64_t offset, uint64_t count,
                         unsigned flags);
 int chain_block_status (struct vhd_disk *d, uint64_t offset, uint64_t count,
-                        vhd_extent_fn fn, void *opaque);
+                        unsigned flags, vhd_extent_fn fn, void *opaque);
 /* Bytes of the virtual disk that d's own file holds. */
 int64_t disk_allocated_bytes (struct vhd_disk *d);
 

@@ -78,8 +78,22 @@ disk_free (struct vhd_disk *d)
     free (d->parent_candidates[i]);
   free (d->parent_hint);
   free (d->filename);
-  pthread_mutex_destroy (&d->lock);
+  pthread_mutex_destroy (&d->map_lock);
+  pthread_rwlock_destroy (&d->lock);
   free (d);
+}
+
+/* Writers first: a stream of readers must not starve an allocation. */
+static void
+init_rwlock (pthread_rwlock_t *lock)
+{
+  pthread_rwlockattr_t attr;
+
+  pthread_rwlockattr_init (&attr);
+  pthread_rwlockattr_setkind_np (&attr,
+                                 PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init (lock, &attr);
+  pthread_rwlockattr_destroy (&attr);
 }
 
 static struct vhd_disk *
@@ -93,7 +107,8 @@ disk_new (struct io *io, const char *name, unsigned flags)
     set_error (ENOMEM, "out of memory");
     return NULL;
   }
-  pthread_mutex_init (&d->lock, NULL);
+  init_rwlock (&d->lock);
+  pthread_mutex_init (&d->map_lock, NULL);
   d->io = io;
   d->flags = flags;
   d->readonly = (flags & VHD_OPEN_RDONLY) != 0;

@@ -253,6 +253,8 @@ plan_extent (void *opaque, uint64_t offset, uint64_t length, unsigned state,
   return 0;
 }
 
+#define HOST_HOLES_MIN_READ (256U << 10)
+
 /* Split [offset, offset+count) into data and hole segments: short holes
  * are cheaper to send as data than as separate chunks. */
 static void
@@ -264,8 +266,11 @@ make_read_plan (struct conn *c, const struct request *r, struct read_plan *p)
 
   p->start = r->offset;
   p->n = 0;
-  if (vhd_block_status (c->exp->disk, r->offset, r->count, plan_extent,
-                        &raw) == -1)
+  /* Asking the host file for holes costs system calls: worth it only
+   * where whole chunks of data may be left unread. */
+  unsigned flags = r->count >= HOST_HOLES_MIN_READ ? VHD_STATUS_HOST_HOLES : 0;
+  if (vhd_block_status_ex (c->exp->disk, r->offset, r->count, flags,
+                           plan_extent, &raw) == -1)
     raw.n = 0;                  /* no map: read it all */
   for (i = 0; i < raw.n; i++) {
     struct segment *s = &raw.seg[i];
@@ -452,8 +457,9 @@ handle_block_status (struct conn *c, struct request *r)
     return send_error_reply (c, r, NBD_ENOMEM, "out of memory");
   w->exp = c->exp;
   w->max = (r->flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : MAX_EXTENTS;
-  if (vhd_block_status (c->exp->disk, r->offset, r->count, status_extent,
-                        w) == -1) {
+  /* As qemu-nbd: stored data in holes of the host file reads as zeros. */
+  if (vhd_block_status_ex (c->exp->disk, r->offset, r->count,
+                           VHD_STATUS_HOST_HOLES, status_extent, w) == -1) {
     free (w);
     return reply_lib_error (c, r);
   }

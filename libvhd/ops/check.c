@@ -47,7 +47,7 @@ check_as_reader (const char *path, struct check_ctx *c)
                   vhd_get_error ());
     return;
   }
-  if (d->size > 0 && chain_block_status (d, 0, d->size, count_extent, NULL))
+  if (d->size > 0 && chain_block_status (d, 0, d->size, 0, count_extent, NULL))
     check_report (c, VHD_CHECK_CORRUPT, "allocation map: %s",
                   vhd_get_error ());
   disk_close (d);

@@ -139,6 +139,6 @@ vhd_commit (struct vhd_disk *d, vhd_progress_fn progress, void *opaque)
     set_error (EROFS, "%s is open read-only", d->filename);
     return -1;
   }
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  EXCLUSIVE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   return commit_unlocked (d, progress, opaque);
 }

@@ -164,6 +164,6 @@ vhd_compact (struct vhd_disk *d, vhd_progress_fn progress, void *opaque)
     set_error (EROFS, "%s is open read-only", d->filename);
     return -1;
   }
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  EXCLUSIVE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   return compact_unlocked (d, progress, opaque);
 }

@@ -75,6 +75,6 @@ vhd_rebase (struct vhd_disk *d, const char *new_parent, unsigned flags)
     set_error (EROFS, "%s is open read-only", d->filename);
     return -1;
   }
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  EXCLUSIVE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   return rebase_unlocked (d, new_parent, flags);
 }

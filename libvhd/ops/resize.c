@@ -126,6 +126,6 @@ vhd_resize (struct vhd_disk *d, uint64_t new_size, unsigned flags)
     set_error (EROFS, "%s is open read-only", d->filename);
     return -1;
   }
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  EXCLUSIVE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   return resize_unlocked (d, new_size, flags);
 }
