@@ -22,6 +22,21 @@ extern "C" {
 #define VHD_VERSION_MAJOR 0
 #define VHD_VERSION_MINOR 1
 #define VHD_VERSION_MICRO 0
+/* True when this header is at least version MAJOR.MINOR.MICRO. */
+#define VHD_CHECK_VERSION(major, minor, micro)                                \
+  (VHD_VERSION_MAJOR > (major)                                               \
+   || (VHD_VERSION_MAJOR == (major) && VHD_VERSION_MINOR > (minor))          \
+   || (VHD_VERSION_MAJOR == (major) && VHD_VERSION_MINOR == (minor)          \
+       && VHD_VERSION_MICRO >= (micro)))
+
+/* Feature macros: defined when the header declares the feature, so that
+ * a program can use it conditionally (#ifdef VHD_HAVE_AIO). */
+#define VHD_HAVE_VHDX 1           /* the VHDX format */
+#define VHD_HAVE_AIO 1            /* vhd_aio_* */
+#define VHD_HAVE_ZEROES 1         /* vhd_write_zeroes, vhd_discard */
+#define VHD_HAVE_BLOCK_STATUS 1   /* vhd_block_status, vhd_block_status_ex */
+#define VHD_HAVE_OPEN_OPTS 1      /* vhd_open_with_opts, VHD_OPEN_DIRECT */
+#define VHD_HAVE_OPERATIONS 1     /* compact, resize, commit, rebase, check */
 
 #if defined(__GNUC__) && !defined(VHD_NO_ATTRIBUTES)
 #define VHD_NONNULL(...) __attribute__ ((__nonnull__ (__VA_ARGS__)))
@@ -39,6 +54,7 @@ extern "C" {
 
 struct vhd_disk;          /* an open image and its parent chain */
 struct vhd_create_opts;   /* parameters of a new image */
+struct vhd_open_opts;     /* how to open an image, beyond flags */
 
 /* vhd_open flags. */
 #define VHD_OPEN_RDONLY           0x01U /* never write to any file */
@@ -46,7 +62,12 @@ struct vhd_create_opts;   /* parameters of a new image */
                                            reads of ranges the parent holds fail */
 #define VHD_OPEN_IGNORE_PARENT_ID 0x04U /* accept a parent whose ID does not
                                            match the child's record of it */
-#define VHD_OPEN_MASK             0x07U
+#define VHD_OPEN_DIRECT           0x08U /* O_DIRECT: data transfers on the
+                                           host page grid bypass the page
+                                           cache, in every file of the chain;
+                                           ENOTSUP where the file system
+                                           cannot */
+#define VHD_OPEN_MASK             0x0fU
 
 enum vhd_format {
   VHD_FORMAT_AUTO = 0,
@@ -64,6 +85,19 @@ enum vhd_type {
 /* Open, I/O, close. */
 extern struct vhd_disk *vhd_open (const char *path, unsigned flags) VHD_WUR;
 extern void vhd_close (struct vhd_disk *disk);
+/* Open with options: the vhd_open flags, and a parent given by the
+ * caller, which replaces the search through the paths a differencing
+ * disk records (its identity is still checked unless
+ * VHD_OPEN_IGNORE_PARENT_ID; its own parents are found as usual). */
+extern struct vhd_open_opts *vhd_open_opts_new (void) VHD_WUR;
+extern void vhd_open_opts_free (struct vhd_open_opts *opts);
+extern int vhd_open_opts_set_flags (struct vhd_open_opts *opts,
+                                    unsigned flags);
+extern int vhd_open_opts_set_parent (struct vhd_open_opts *opts,
+                                     const char *parent_path);
+extern struct vhd_disk *vhd_open_with_opts (const char *path,
+                                            const struct vhd_open_opts *opts)
+  VHD_WUR;
 extern int64_t vhd_get_size (struct vhd_disk *disk);
 extern int vhd_pread (struct vhd_disk *disk, void *buf, size_t count,
                       uint64_t offset) VHD_WUR;

@@ -117,6 +117,7 @@ get_state (struct vhd_disk *d)
     free (a);
     return NULL;
   }
+  a->direct = (d->flags & VHD_OPEN_DIRECT) != 0;
   if (io_setup (AIO_RING, &a->ctx) < 0)
     a->ctx = NULL; /* fs.aio-max-nr reached, say: run synchronously */
   pthread_mutex_init (&a->lock, NULL);

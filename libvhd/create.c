@@ -212,7 +212,7 @@ plan_create (const char *path, const struct vhd_create_opts *o,
   p->logical_sector = o->logical_sector;
   p->physical_sector = o->physical_sector;
   if (o->parent) {
-    p->parent = disk_open_path (o->parent, VHD_OPEN_RDONLY);
+    p->parent = disk_open_path (o->parent, VHD_OPEN_RDONLY, NULL);
     if (p->parent == NULL || resolve_parent_paths (path, o->parent, pp) == -1)
       return -1;
     p->type = VHD_TYPE_DIFFERENCING;
@@ -264,7 +264,7 @@ vhd_create (const char *path, const struct vhd_create_opts *o)
   ops = format_by_id (o->format);
   if (ops != NULL && plan_create (path, o, &p, &pp) == 0
       && write_new_image (path, ops, &p) == 0) {
-    d = disk_open_path (path, 0);
+    d = disk_open_path (path, 0, NULL);
     if (d == NULL)
       unlink (path);
   }

@@ -58,7 +58,7 @@ vhd_open (const char *path, unsigned flags)
     set_error (EINVAL, "unknown flags 0x%x", flags & ~VHD_OPEN_MASK);
     return NULL;
   }
-  return disk_open_path (path, flags);
+  return disk_open_path (path, flags, NULL);
 }
 
 void

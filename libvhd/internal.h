@@ -115,6 +115,10 @@ io_direct_fd (struct io *io, uint32_t *mem_align, uint32_t *offset_align)
 
 /* Open a file byte source; create says O_CREAT|O_EXCL. */
 struct io *io_file_open (const char *path, bool readonly, bool create);
+/* Send every transfer that suits it through an O_DIRECT descriptor (the
+ * page cache is bypassed for data; small or unaligned metadata stays
+ * buffered).  ENOTSUP when the file system cannot. */
+int io_file_use_direct (struct io *io);
 /* Identity of an open file source, for loop detection; 0 on success. */
 int io_file_identity (struct io *io, uint64_t *dev, uint64_t *ino);
 
@@ -302,8 +306,10 @@ int disk_add_parent_candidate (struct vhd_disk *d, const char *path);
  * one (memory images in tests) and is owned from then on. */
 struct vhd_disk *disk_open_io (struct io *io, const char *name,
                                unsigned flags, struct vhd_disk *parent);
-/* Open a file and, unless VHD_OPEN_NO_PARENT, its whole chain. */
-struct vhd_disk *disk_open_path (const char *path, unsigned flags);
+/* Open a file and, unless VHD_OPEN_NO_PARENT, its whole chain; the top
+ * image's parent is parent_path when that is not NULL. */
+struct vhd_disk *disk_open_path (const char *path, unsigned flags,
+                                 const char *parent_path);
 /* Flush (read-write handles) and free, without touching the error
  * context: internal code closes handles in the middle of public calls. */
 void disk_close (struct vhd_disk *d);

@@ -15,28 +15,52 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "minmax.h"
 
 #ifndef FALLOC_FL_PUNCH_HOLE
 #include <linux/falloc.h>
 #endif
 
+static const struct io_ops file_ops;
+
 struct io_file {
   struct io io;
   int fd;
-  /* O_DIRECT twin for the asynchronous API (file_direct_fd). */
+  /* O_DIRECT twin for the asynchronous API (file_direct_fd), and for
+   * every aligned transfer once io_file_use_direct has been called. */
   bool direct_tried;
+  bool use_direct;
   int direct_fd;
   uint32_t dio_mem_align, dio_offset_align;
 };
+
+/* The descriptor for one transfer: the direct one when the file uses it
+ * and buf, offset and count sit on its grid -- whole host pages, so no
+ * page is ever shared with a buffered transfer (metadata, or a VHD's
+ * data beside its sector bitmap), which could write back stale data. */
+static int
+transfer_fd (const struct io_file *f, const void *buf, size_t count,
+             uint64_t offset)
+{
+  if (f->use_direct) {
+    uint64_t align = MAX ((uint64_t) f->dio_offset_align,
+                          (uint64_t) sysconf (_SC_PAGESIZE));
+    if ((uintptr_t) buf % f->dio_mem_align == 0 && offset % align == 0
+        && count % align == 0)
+      return f->direct_fd;
+  }
+  return f->fd;
+}
 
 static int
 file_pread (struct io *io, void *buf, size_t count, uint64_t offset)
 {
   struct io_file *f = (struct io_file *) io;
   uint8_t *p = buf;
+  int fd = transfer_fd (f, buf, count, offset);
 
   while (count > 0) {
-    ssize_t r = pread (f->fd, p, count, (off_t) offset);
+    ssize_t r = pread (fd, p, count, (off_t) offset);
     if (r == -1 && errno == EINTR)
       continue;
     if (r == -1) {
@@ -60,9 +84,10 @@ file_pwrite (struct io *io, const void *buf, size_t count, uint64_t offset)
 {
   struct io_file *f = (struct io_file *) io;
   const uint8_t *p = buf;
+  int fd = transfer_fd (f, buf, count, offset);
 
   while (count > 0) {
-    ssize_t r = pwrite (f->fd, p, count, (off_t) offset);
+    ssize_t r = pwrite (fd, p, count, (off_t) offset);
     if (r == -1 && errno == EINTR)
       continue;
     if (r == -1) {
@@ -227,6 +252,25 @@ file_direct_fd (struct io *io, uint32_t *mem_align, uint32_t *offset_align)
   *mem_align = f->dio_mem_align;
   *offset_align = f->dio_offset_align;
   return f->direct_fd;
+}
+
+int
+io_file_use_direct (struct io *io)
+{
+  struct io_file *f = (struct io_file *) io;
+  uint32_t mem_align, offset_align;
+
+  if (io->ops != &file_ops) {
+    set_error (ENOTSUP, "direct I/O needs a file");
+    return -1;
+  }
+  if (file_direct_fd (io, &mem_align, &offset_align) == -1) {
+    set_error (ENOTSUP, "the file system offers no direct I/O (O_DIRECT) "
+               "or does not report its alignment");
+    return -1;
+  }
+  f->use_direct = true;
+  return 0;
 }
 
 static void

@@ -11,7 +11,9 @@
  * child's directory (a chain copied elsewhere keeps working).  A candidate
  * whose identity does not match the child's record is skipped; when none
  * matches, the first mismatch is the error.  Loops are caught by file
- * identity (device, inode), and depth is capped.
+ * identity (device, inode), and depth is capped.  A parent path given
+ * by the caller (vhd_open_opts_set_parent) replaces the search for the
+ * top image's parent; its identity is checked all the same.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -30,6 +32,7 @@ struct visit {
 };
 
 static struct vhd_disk *open_path_chain (const char *path, unsigned flags,
+                                         const char *parent_path,
                                          const struct visit *above,
                                          unsigned depth);
 
@@ -206,8 +209,9 @@ try_parent (struct vhd_disk *d, const char *path, const struct visit *chain,
   if (access (path, F_OK) == -1)
     return 0;
   p = open_path_chain (path, VHD_OPEN_RDONLY | (d->flags & ~VHD_OPEN_MASK)
-                                 | (d->flags & VHD_OPEN_IGNORE_PARENT_ID),
-                       chain, depth + 1);
+                                 | (d->flags & (VHD_OPEN_IGNORE_PARENT_ID
+                                                | VHD_OPEN_DIRECT)),
+                       NULL, chain, depth + 1);
   if (p == NULL)
     return -1;
   if (memcmp (p->link_id, d->parent_link_id, 16) != 0
@@ -235,6 +239,18 @@ save_first_error (char *buf, size_t len, int *err)
     snprintf (buf, len, "%s", vhd_get_error ());
     *err = vhd_get_errno ();
   }
+}
+
+/* The parent the caller named. */
+static int
+open_given_parent (struct vhd_disk *d, const char *path,
+                   const struct visit *chain, unsigned depth)
+{
+  int r = try_parent (d, path, chain, depth);
+
+  if (r == 0)
+    set_error (ENOENT, "parent %s: %s", path, strerror (ENOENT));
+  return r == 1 ? 0 : -1;
 }
 
 static int
@@ -275,8 +291,8 @@ open_parent (struct vhd_disk *d, const struct visit *chain, unsigned depth)
 }
 
 static struct vhd_disk *
-open_path_chain (const char *path, unsigned flags, const struct visit *above,
-                 unsigned depth)
+open_path_chain (const char *path, unsigned flags, const char *parent_path,
+                 const struct visit *above, unsigned depth)
 {
   struct visit self = { 0, 0, above };
   const struct visit *v;
@@ -291,6 +307,11 @@ open_path_chain (const char *path, unsigned flags, const struct visit *above,
   io = io_file_open (path, (flags & VHD_OPEN_RDONLY) != 0, false);
   if (io == NULL)
     return NULL;
+  if ((flags & VHD_OPEN_DIRECT) && io_file_use_direct (io) == -1) {
+    prefix_error ("%s", path);
+    io->ops->close (io);
+    return NULL;
+  }
   if (io_file_identity (io, &self.dev, &self.ino) == 0)
     for (v = above; v; v = v->next)
       if (v->dev == self.dev && v->ino == self.ino) {
@@ -303,11 +324,18 @@ open_path_chain (const char *path, unsigned flags, const struct visit *above,
   if (d == NULL)
     return NULL;
   if (d->type == VHD_TYPE_DIFFERENCING && !(flags & VHD_OPEN_NO_PARENT)) {
-    if (open_parent (d, &self, depth) == -1) {
+    if ((parent_path ? open_given_parent (d, parent_path, &self, depth)
+                     : open_parent (d, &self, depth)) == -1) {
       prefix_error ("%s", path);
       disk_free (d);
       return NULL;
     }
+  }
+  else if (parent_path && d->type != VHD_TYPE_DIFFERENCING) {
+    set_error (EINVAL, "%s: a parent was given but the image is not a "
+               "differencing disk", path);
+    disk_free (d);
+    return NULL;
   }
   else if (d->n_parent_candidates && d->parent_hint == NULL)
     d->parent_hint = strdup (d->parent_candidates[0]);
@@ -315,7 +343,7 @@ open_path_chain (const char *path, unsigned flags, const struct visit *above,
 }
 
 struct vhd_disk *
-disk_open_path (const char *path, unsigned flags)
+disk_open_path (const char *path, unsigned flags, const char *parent_path)
 {
-  return open_path_chain (path, flags, NULL, 0);
+  return open_path_chain (path, flags, parent_path, NULL, 0);
 }

@@ -40,7 +40,7 @@ count_extent (void *opaque, uint64_t offset, uint64_t length, unsigned state,
 static void
 check_as_reader (const char *path, struct check_ctx *c)
 {
-  struct vhd_disk *d = disk_open_path (path, VHD_OPEN_RDONLY);
+  struct vhd_disk *d = disk_open_path (path, VHD_OPEN_RDONLY, NULL);
 
   if (d == NULL) {
     check_report (c, VHD_CHECK_CORRUPT, "cannot be opened: %s",

@@ -109,7 +109,7 @@ commit_unlocked (struct vhd_disk *d, vhd_progress_fn progress, void *opaque)
   }
   if (chain_flush (d) == -1)
     return -1;
-  rw = disk_open_path (d->parent->filename, 0);
+  rw = disk_open_path (d->parent->filename, 0, NULL);
   if (rw == NULL)
     return -1;
   if (copy_layer (d, rw, progress, opaque) == -1
@@ -119,7 +119,7 @@ commit_unlocked (struct vhd_disk *d, vhd_progress_fn progress, void *opaque)
   }
   disk_close (rw);
   /* Our read-only view of the parent predates its new content. */
-  ro = disk_open_path (d->parent->filename, VHD_OPEN_RDONLY);
+  ro = disk_open_path (d->parent->filename, VHD_OPEN_RDONLY, NULL);
   if (ro == NULL)
     return -1;
   disk_close (d->parent);

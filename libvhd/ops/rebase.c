@@ -27,7 +27,7 @@ rebase_unlocked (struct vhd_disk *d, const char *new_parent, unsigned flags)
                d->filename);
     return -1;
   }
-  np = disk_open_path (new_parent, VHD_OPEN_RDONLY);
+  np = disk_open_path (new_parent, VHD_OPEN_RDONLY, NULL);
   if (np == NULL)
     return -1;
   if (!(flags & VHD_REBASE_UNSAFE)

@@ -1,8 +1,10 @@
 /* test-threads.c: one handle, eight threads, every format and type.
  * Each thread writes its own stripes (allocating blocks concurrently with
- * the others), reads them back at once, and flushes now and then; after
- * the join, and again after a reopen, every stripe holds its thread's
- * pattern. */
+ * the others), reads them back at once, and flushes now and then; then
+ * it writes them all again (writes in place, which share the handle's
+ * lock with the other threads' reads and allocations) and reads them
+ * back.  After the join, and again after a reopen, every stripe holds
+ * its thread's second pattern. */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -30,11 +32,13 @@ stripe_offset (unsigned id, unsigned round)
   return ((uint64_t) round * THREADS + id) * STRIPE;
 }
 
+#define PASSES 2
+
 static void
-pattern (uint8_t *buf, unsigned id, unsigned round)
+pattern (uint8_t *buf, unsigned id, unsigned round, unsigned pass)
 {
   for (size_t i = 0; i < STRIPE; i++)
-    buf[i] = (uint8_t) (id * 31 + round * 7 + i % 251);
+    buf[i] = (uint8_t) (id * 31 + round * 7 + pass * 101 + i % 251);
 }
 
 static void *
@@ -43,9 +47,10 @@ work (void *opaque)
   struct worker *w = opaque;
   uint8_t *want = malloc (STRIPE), *got = malloc (STRIPE);
 
-  for (unsigned r = 0; r < ROUNDS && !w->failed; r++) {
+  for (unsigned k = 0; k < PASSES * ROUNDS && !w->failed; k++) {
+    unsigned r = k % ROUNDS, pass = k / ROUNDS;
     uint64_t off = stripe_offset (w->id, r);
-    pattern (want, w->id, r);
+    pattern (want, w->id, r, pass);
     if (vhd_pwrite (w->d, want, STRIPE, off) == -1
         || vhd_pread (w->d, got, STRIPE, off) == -1
         || (r % 2 && vhd_flush (w->d) == -1)) {
@@ -54,8 +59,8 @@ work (void *opaque)
     }
     else if (memcmp (want, got, STRIPE) != 0) {
       w->failed = 1;
-      snprintf (w->why, sizeof w->why, "thread %u round %u reads back "
-                "other bytes", w->id, r);
+      snprintf (w->why, sizeof w->why, "thread %u round %u pass %u reads "
+                "back other bytes", w->id, r, pass);
     }
   }
   free (want);
@@ -70,7 +75,7 @@ verify_all (struct vhd_disk *d)
 
   for (unsigned id = 0; id < THREADS; id++)
     for (unsigned r = 0; r < ROUNDS; r++) {
-      pattern (want, id, r);
+      pattern (want, id, r, PASSES - 1);
       cr_assert_eq (vhd_pread (d, got, STRIPE, stripe_offset (id, r)), 0,
                     "%s", vhd_get_error ());
       cr_assert_arr_eq (want, got, STRIPE, "stripe of thread %u round %u",
