@@ -28,7 +28,9 @@
  *
  * LOCKS.  Submission and drains hold the handle lock, and take a->lock
  * (done list, counters, reaping) inside it; vhd_aio_poll takes a->lock
- * only, so callbacks may submit more requests.
+ * only, so callbacks may submit more requests.  Reads hold the handle
+ * lock shared (once the state exists), like vhd_pread: they only map
+ * and submit; everything else holds it exclusive.
  *
  * STORAGE.  A transfer goes to a fixed place in a file, so nothing may
  * free or move blocks while one is in flight: flush, write zeroes and
@@ -83,8 +85,8 @@ struct aio_req {
 struct aio_state {
   int efd;
   io_context_t ctx;     /* NULL when io_setup failed: all synchronous */
-  /* Under the handle lock. */
-  int64_t next_cookie;
+  int64_t next_cookie;  /* atomic: reads submit under the shared lock */
+  /* Under the handle lock, exclusive. */
   bool write_ready;     /* the last driver write succeeded (see above) */
   bool direct;          /* vhd_aio_set_direct */
   /* Under lock. */
@@ -274,7 +276,7 @@ req_start (struct aio_state *a, struct aio_req *r, size_t iocbs)
   pthread_mutex_unlock (&a->lock);
   if (iocbs == 0)
     wake (a);
-  return a->next_cookie++;
+  return __atomic_fetch_add (&a->next_cookie, 1, __ATOMIC_RELAXED);
 }
 
 /* A request run synchronously: result is its chain_* call's. */
@@ -528,8 +530,15 @@ vhd_aio_pread (struct vhd_disk *d, void *buf, size_t count, uint64_t offset,
     set_error (EFAULT, "buf cannot be NULL");
     return -1;
   }
+  {
+    SHARED_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+    if (!valid_range (d, count, offset))
+      return -1;
+    if ((a = peek_state (d)) != NULL)
+      return submit_read (d, a, buf, count, offset, cb, opaque);
+  }
   EXCLUSIVE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
-  if (!valid_range (d, count, offset) || (a = get_state (d)) == NULL)
+  if ((a = get_state (d)) == NULL)
     return -1;
   return submit_read (d, a, buf, count, offset, cb, opaque);
 }

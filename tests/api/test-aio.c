@@ -719,6 +719,85 @@ Test (aio, poller_beside_submitter)
   free (s.bufs);
 }
 
+/* Four threads submit reads at once (they share the handle's lock) and
+ * poll; any thread may run any callback.  Every read returns the bytes
+ * written before, and runs its callback exactly once. */
+#define READERS 4
+#define READS_EACH 500
+
+struct reader {
+  struct vhd_disk *d;
+  unsigned id;
+  int failed;
+  struct done x[READS_EACH];
+  uint8_t buf[READS_EACH][4096];
+};
+
+static int total_done;
+
+static void
+on_read_done (void *opaque, int error)
+{
+  on_done (opaque, error);
+  __atomic_fetch_add (&total_done, 1, __ATOMIC_RELAXED);
+}
+
+static void *
+read_many (void *opaque)
+{
+  struct reader *r = opaque;
+  int fd = vhd_aio_get_fd (r->d);
+
+  for (unsigned i = 0; i < READS_EACH; i++) {
+    uint64_t off = (uint64_t) ((i * 7 + r->id * 131) % 1024) * 4096;
+    if (vhd_aio_pread (r->d, r->buf[i], 4096, off, on_read_done,
+                       &r->x[i]) == -1)
+      r->failed = 1;
+    if (i % 16 == 0 && vhd_aio_poll (r->d) == -1)
+      r->failed = 1;
+  }
+  while (__atomic_load_n (&total_done, __ATOMIC_RELAXED)
+         < READERS * READS_EACH && !r->failed)
+    if (readable (fd, 10) && vhd_aio_poll (r->d) == -1)
+      r->failed = 1;
+  return NULL;
+}
+
+static void
+concurrent_reads (int format)
+{
+  struct reader *r = calloc (READERS, sizeof *r);
+  pthread_t t[READERS];
+  uint8_t want[4096];
+  struct vhd_disk *d = create ("r.img", format, VHD_TYPE_DYNAMIC, 4 * MiB,
+                               NULL);
+
+  fill (d, 0, 4 * MiB, 3);
+  total_done = 0;
+  for (unsigned i = 0; i < READERS; i++) {
+    r[i].d = d, r[i].id = i;
+    cr_assert_eq (pthread_create (&t[i], NULL, read_many, &r[i]), 0);
+  }
+  for (unsigned i = 0; i < READERS; i++)
+    pthread_join (t[i], NULL);
+  cr_assert_eq (vhd_aio_in_flight (d), 0);
+  for (unsigned i = 0; i < READERS; i++) {
+    cr_expect_eq (r[i].failed, 0, "reader %u", i);
+    for (unsigned k = 0; k < READS_EACH; k++) {
+      uint64_t off = (uint64_t) ((k * 7 + i * 131) % 1024) * 4096;
+      expect_done (&r[i].x[k], "read");
+      pattern (want, sizeof want, off, 3);
+      cr_assert_arr_eq (r[i].buf[k], want, sizeof want,
+                        "reader %u read %u at %" PRIu64, i, k, off);
+    }
+  }
+  vhd_close (d);
+  free (r);
+}
+
+Test (aio, concurrent_readers_vhd) { concurrent_reads (VHD_FORMAT_VHD); }
+Test (aio, concurrent_readers_vhdx) { concurrent_reads (VHD_FORMAT_VHDX); }
+
 /* --- close with requests in flight --------------------------------------- */
 
 Test (aio, close_with_requests_in_flight)

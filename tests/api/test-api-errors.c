@@ -80,6 +80,87 @@ Test (errors, null_disk_everywhere)
   expect_error ("vhd_copy: ", EFAULT);
 }
 
+static int
+no_extent (void *opaque, uint64_t offset, uint64_t length, unsigned state,
+           unsigned depth)
+{
+  return 0;
+}
+
+/* The rest of the calls that take a handle or options: NULL is EFAULT
+ * with the call's own name; bad flags are EINVAL. */
+Test (errors, every_other_call_refuses_null)
+{
+  char want[64];
+
+#define CHECK_NULL(name, call)                                                \
+  do {                                                                        \
+    cr_expect_eq ((long) (call), -1, "%s", name);                            \
+    snprintf (want, sizeof want, "%s: ", name);                               \
+    expect_error (want, EFAULT);                                              \
+  } while (0)
+  CHECK_NULL ("vhd_get_type", vhd_get_type (NULL));
+  CHECK_NULL ("vhd_get_block_size", vhd_get_block_size (NULL));
+  CHECK_NULL ("vhd_get_logical_sector_size",
+              vhd_get_logical_sector_size (NULL));
+  CHECK_NULL ("vhd_get_physical_sector_size",
+              vhd_get_physical_sector_size (NULL));
+  CHECK_NULL ("vhd_get_file_size", vhd_get_file_size (NULL));
+  CHECK_NULL ("vhd_get_allocated_bytes", vhd_get_allocated_bytes (NULL));
+  CHECK_NULL ("vhd_get_log_dirty", vhd_get_log_dirty (NULL));
+  CHECK_NULL ("vhd_write_zeroes", vhd_write_zeroes (NULL, 0, 1, 0));
+  CHECK_NULL ("vhd_discard", vhd_discard (NULL, 0, 1));
+  CHECK_NULL ("vhd_block_status_ex",
+              vhd_block_status_ex (NULL, 0, 1, 0, no_extent, NULL));
+  CHECK_NULL ("vhd_resize", vhd_resize (NULL, 4096, 0));
+  CHECK_NULL ("vhd_compact", vhd_compact (NULL, NULL, NULL));
+  CHECK_NULL ("vhd_commit", vhd_commit (NULL, NULL, NULL));
+  CHECK_NULL ("vhd_rebase", vhd_rebase (NULL, "x", 0));
+  CHECK_NULL ("vhd_check", vhd_check (NULL, 0, NULL, NULL));
+  CHECK_NULL ("vhd_create_opts_set_parent",
+              vhd_create_opts_set_parent (NULL, "x"));
+  CHECK_NULL ("vhd_open_opts_set_parent",
+              vhd_open_opts_set_parent (NULL, "x"));
+  CHECK_NULL ("vhd_open_opts_set_flags", vhd_open_opts_set_flags (NULL, 0));
+#undef CHECK_NULL
+  cr_expect_null (vhd_get_format_name (NULL));
+  expect_error ("vhd_get_format_name: ", EFAULT);
+  cr_expect_null (vhd_get_filename (NULL));
+  expect_error ("vhd_get_filename: ", EFAULT);
+  cr_expect_null (vhd_get_parent (NULL));
+  expect_error ("vhd_get_parent: ", EFAULT);
+  cr_expect_null (vhd_get_parent_hint (NULL));
+  expect_error ("vhd_get_parent_hint: ", EFAULT);
+  cr_expect_null (vhd_get_creator (NULL));
+  expect_error ("vhd_get_creator: ", EFAULT);
+  cr_expect_null (vhd_open_with_opts (NULL, NULL));
+  expect_error ("vhd_open_with_opts: ", EFAULT);
+  vhd_create_opts_free (NULL);
+  vhd_open_opts_free (NULL);
+}
+
+Test (errors, bad_flags_everywhere)
+{
+  struct vhd_disk *d = vhd_open (make_raw (1U << 20), 0);
+
+  cr_assert_not_null (d, "%s", vhd_get_error ());
+  cr_expect_eq (vhd_write_zeroes (d, 0, 512, 0x80), -1);
+  expect_error ("vhd_write_zeroes: ", EINVAL);
+  cr_expect_eq (vhd_block_status_ex (d, 0, 512, 0x80, no_extent, NULL), -1);
+  expect_error ("vhd_block_status_ex: ", EINVAL);
+  cr_expect_eq (vhd_block_status_ex (d, 0, 512, 0, NULL, NULL), -1);
+  expect_error ("vhd_block_status_ex: ", EFAULT);
+  cr_expect_eq (vhd_block_status_ex (d, 1U << 20, 1, 0, no_extent, NULL), -1);
+  expect_error ("vhd_block_status_ex: ", ERANGE);
+  cr_expect_eq (vhd_resize (d, 4096, 0x80), -1);
+  expect_error ("vhd_resize: ", EINVAL);
+  cr_expect_eq (vhd_rebase (d, "x", 0x80), -1);
+  expect_error ("vhd_rebase: ", EINVAL);
+  cr_expect_eq (vhd_check ("/nonexistent", 0x80, NULL, NULL), -1);
+  expect_error ("vhd_check: ", EINVAL);
+  vhd_close (d);
+}
+
 Test (errors, read_past_end)
 {
   struct vhd_disk *d = vhd_open (make_raw (4096), VHD_OPEN_RDONLY);
