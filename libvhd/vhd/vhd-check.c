@@ -298,8 +298,14 @@ check_header (struct checker *k)
   check_report (k->c, k->stale ? VHD_CHECK_INFO : VHD_CHECK_CORRUPT,
                 "dynamic disk header at offset %" PRIu64 ": %s", off,
                 bare_error ());
-  if (vhd_dynheader_decode_unverified (raw, &k->header) == -1)
+  if (vhd_dynheader_decode_unverified (raw, &k->header) == -1) {
+    /* Unusable whatever its checksum: with stale footer checksums the
+     * report above was only INFO, so count the corruption here. */
+    check_report (k->c, VHD_CHECK_CORRUPT, "dynamic disk header at offset %"
+                  PRIu64 " is unusable (%s)%s", off, bare_error (),
+                  k->c->repair ? ": cannot be repaired" : "");
     return 1;
+  }
   if (k->stale && k->c->repair) {
     put_be32 (raw + VHD_DYN_CHECKSUM, vhd_dynheader_checksum (raw));
     if (io_pwrite (k->io, raw, SECTOR_SIZE, off) == -1)

@@ -17,12 +17,30 @@
  * Everything here works on the log in memory; the driver reads it (the
  * log length is capped there) and applies the updates in place or into
  * an overlay.
+ *
+ * LIMITS.  A log is hostile input that tells us where to write, so the
+ * scan and the replay are bounded (each refusal names the field):
+ *   - the scan validates each candidate entry once (a memo per 4 KiB
+ *     sector) and checksums at most VHDX_LOG_SCAN_FACTOR times the log's
+ *     length: headers that claim long entries at every sector would
+ *     otherwise cost len^2 / 4 KiB of CRC-32C;
+ *   - before anything is applied, the whole active sequence is checked
+ *     (vhdx_log_check_replay): ZeroLength > 0, FileOffset + length does
+ *     not wrap, at most VHDX_LOG_MAX_UPDATES descriptors (the overlay of
+ *     a read-only open holds one patch each) and VHDX_LOG_MAX_REPLAY_BYTES
+ *     written in all; and, given the file's size, FlushedFileOffset
+ *     within the file, LastFileOffset at most VHDX_LOG_MAX_GROWTH beyond
+ *     it, every update inside max (file size, LastFileOffset).
+ * Nothing is applied when any check fails, so a refused log leaves the
+ * file as it was.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "byteorder.h"
+#include "checked-overflow.h"
 #include "crc32c.h"
 #include "internal.h"
 #include "log.h"
@@ -32,6 +50,19 @@ struct entry_info {
   uint32_t length, tail;
   uint64_t sequence, flushed, last;
   uint32_t desc_count, desc_sectors;
+};
+
+/* What the scan knows of the entry starting at each 4 KiB sector. */
+enum memo_state { MEMO_UNKNOWN, MEMO_INVALID, MEMO_VALID };
+
+struct scan {
+  const uint8_t *log;
+  uint32_t len;
+  const uint8_t *guid;
+  uint8_t *state;              /* enum memo_state per sector */
+  struct entry_info *info;     /* for MEMO_VALID sectors */
+  uint64_t crc_budget;         /* bytes left to checksum */
+  bool over_budget;
 };
 
 static const uint8_t *
@@ -139,28 +170,50 @@ descriptors_valid (const uint8_t *log, uint32_t len, uint64_t off,
 }
 
 static bool
-entry_valid (const uint8_t *log, uint32_t len, uint64_t off,
-             const uint8_t *guid, struct entry_info *e)
+entry_valid_uncached (struct scan *sc, uint32_t off, struct entry_info *e)
 {
-  const uint8_t *h = sector_at (log, len, off);
+  const uint8_t *h = sector_at (sc->log, sc->len, off);
 
-  return header_valid (h, len, guid, e)
-         && descriptors_valid (log, len, off, e)
-         && entry_checksum (log, len, off, e->length)
-              == get_le32 (h + VHDX_LOGE_CHECKSUM);
+  if (!header_valid (h, sc->len, sc->guid, e)
+      || !descriptors_valid (sc->log, sc->len, off, e))
+    return false;
+  if (e->length > sc->crc_budget) {
+    sc->over_budget = true;
+    return false;
+  }
+  sc->crc_budget -= e->length;
+  return entry_checksum (sc->log, sc->len, off, e->length)
+         == get_le32 (h + VHDX_LOGE_CHECKSUM);
+}
+
+/* Whether the entry at off (a multiple of 4 KiB) is valid, validating
+ * it at most once. */
+static bool
+entry_valid (struct scan *sc, uint32_t off, struct entry_info *e)
+{
+  uint32_t i = off / VHDX_LOG_SECTOR;
+
+  if (sc->state[i] == MEMO_UNKNOWN) {
+    bool ok = entry_valid_uncached (sc, off, &sc->info[i]);
+    if (sc->over_budget)
+      return false; /* not memoised: the scan stops */
+    sc->state[i] = ok ? MEMO_VALID : MEMO_INVALID;
+  }
+  *e = sc->info[i];
+  return sc->state[i] == MEMO_VALID;
 }
 
 /* A run of consecutive valid entries from start.  offsets[] gets each
  * entry's log offset; returns the count, *head the newest entry. */
 static uint32_t
-scan_run (const uint8_t *log, uint32_t len, const uint8_t *guid,
-          uint32_t start, uint32_t *offsets, struct entry_info *head,
-          uint32_t *next)
+scan_run (struct scan *sc, uint32_t start, uint32_t *offsets,
+          struct entry_info *head, uint32_t *next)
 {
-  uint32_t count = 0, max = len / VHDX_LOG_SECTOR, off = start;
+  uint32_t count = 0, max = sc->len / VHDX_LOG_SECTOR, off = start;
+  uint32_t len = sc->len;
   struct entry_info e;
 
-  while (count < max && entry_valid (log, len, off, guid, &e)
+  while (count < max && entry_valid (sc, off, &e)
          && (count == 0 || e.sequence == head->sequence + 1)) {
     offsets[count++] = off;
     *head = e;
@@ -187,17 +240,33 @@ vhdx_log_find_active (const uint8_t *log, uint32_t len,
                       const uint8_t log_guid[GUID_SIZE],
                       struct vhdx_log_sequence *seq)
 {
-  uint32_t *offsets = malloc ((len / VHDX_LOG_SECTOR) * sizeof *offsets);
+  uint32_t n = len / VHDX_LOG_SECTOR;
+  uint32_t *offsets = malloc (n * sizeof *offsets);
+  struct scan sc = {
+    .log = log, .len = len, .guid = log_guid,
+    .state = calloc (n, 1), .info = calloc (n, sizeof *sc.info),
+    .crc_budget = (uint64_t) VHDX_LOG_SCAN_FACTOR * len,
+  };
   uint32_t cur_tail = 0, old_tail = 0, next, count;
   struct entry_info head;
+  int r = 0;
 
-  if (offsets == NULL) {
-    set_error (ENOMEM, "out of memory");
-    return -1;
-  }
   memset (seq, 0, sizeof *seq);
+  if (offsets == NULL || sc.state == NULL || sc.info == NULL) {
+    set_error (ENOMEM, "out of memory");
+    r = -1;
+    goto out;
+  }
   for (;;) {
-    count = scan_run (log, len, log_guid, cur_tail, offsets, &head, &next);
+    count = scan_run (&sc, cur_tail, offsets, &head, &next);
+    if (sc.over_budget) {
+      set_error (EBADMSG, "VHDX log: entries claim more than %u times the "
+                 "log's %" PRIu32 " bytes (EntryLength of overlapping "
+                 "entries): refusing to scan", VHDX_LOG_SCAN_FACTOR, len);
+      memset (seq, 0, sizeof *seq);
+      r = -1;
+      break;
+    }
     long t = count ? tail_index (offsets, count, head.tail) : -1;
     if (t >= 0 && head.sequence > seq->sequence) {
       seq->tail = offsets[t];
@@ -214,8 +283,11 @@ vhdx_log_find_active (const uint8_t *log, uint32_t len,
       break; /* wrapped: the whole log has been scanned */
     old_tail = cur_tail;
   }
+out:
   free (offsets);
-  return 0;
+  free (sc.state);
+  free (sc.info);
+  return r;
 }
 
 /* Rebuild a data descriptor's 4 KiB sector. */
@@ -255,6 +327,114 @@ replay_entry (const uint8_t *log, uint32_t len, uint64_t off,
   return 0;
 }
 
+/* The entry at log offset off of an active sequence (already valid). */
+static void
+sequence_entry (const uint8_t *log, uint32_t len, uint64_t off,
+                struct entry_info *e)
+{
+  const uint8_t *h = sector_at (log, len, off);
+
+  header_valid (h, len, h + VHDX_LOGE_LOG_GUID, e);
+}
+
+/* What one descriptor asks for: length bytes at offset. */
+static uint64_t
+descriptor_length (const uint8_t *d)
+{
+  if (get_le32 (d + VHDX_LOGD_SIGNATURE) == VHDX_LOGD_ZERO_MAGIC)
+    return get_le64 (d + VHDX_LOGD_LEADING);
+  return VHDX_LOG_SECTOR;
+}
+
+/* One descriptor against the limits; end_limit is UINT64_MAX when the
+ * file's size is not known. */
+static int
+check_descriptor (const uint8_t *d, const struct entry_info *e, uint32_t k,
+                  uint64_t end_limit, uint64_t *total)
+{
+  bool zero = get_le32 (d + VHDX_LOGD_SIGNATURE) == VHDX_LOGD_ZERO_MAGIC;
+  uint64_t offset = get_le64 (d + VHDX_LOGD_FILE_OFFSET);
+  uint64_t length = descriptor_length (d), end;
+
+  if (zero && length == 0) {
+    set_error (EBADMSG, "VHDX log: entry %" PRIu64 ", zero descriptor %"
+               PRIu32 ": ZeroLength is 0", e->sequence, k);
+    return -1;
+  }
+  if (ADD_OVERFLOW (offset, length, &end)) {
+    set_error (EFBIG, "VHDX log: entry %" PRIu64 ", descriptor %" PRIu32
+               ": FileOffset %" PRIu64 " + %s%" PRIu64 " overflows",
+               e->sequence, k, offset, zero ? "ZeroLength " : "",
+               length);
+    return -1;
+  }
+  if (end > end_limit) {
+    set_error (EBADMSG, "VHDX log: entry %" PRIu64 ", descriptor %" PRIu32
+               ": FileOffset %" PRIu64 " + %s%" PRIu64 " runs past the "
+               "file's end and LastFileOffset (%" PRIu64 ")", e->sequence,
+               k, offset, zero ? "ZeroLength " : "", length, end_limit);
+    return -1;
+  }
+  if (ADD_OVERFLOW (*total, length, total)
+      || *total > VHDX_LOG_MAX_REPLAY_BYTES) {
+    set_error (EFBIG, "VHDX log: entry %" PRIu64 ", descriptor %" PRIu32
+               ": the sequence would write more than %" PRIu64 " MiB "
+               "(ZeroLength %" PRIu64 ")", e->sequence, k,
+               VHDX_LOG_MAX_REPLAY_BYTES >> 20, zero ? length : 0);
+    return -1;
+  }
+  return 0;
+}
+
+/* Check every descriptor of the sequence before anything is applied. */
+static int
+check_descriptors (const uint8_t *log, uint32_t len,
+                   const struct vhdx_log_sequence *seq, uint64_t end_limit)
+{
+  uint64_t off = seq->tail, total = 0, updates = 0;
+  uint32_t i, k;
+
+  for (i = 0; i < seq->count; i++) {
+    struct entry_info e;
+    sequence_entry (log, len, off, &e);
+    updates += e.desc_count;
+    if (updates > VHDX_LOG_MAX_UPDATES) {
+      set_error (EFBIG, "VHDX log: entry %" PRIu64 ": DescriptorCount %"
+                 PRIu32 " brings the sequence above %u updates",
+                 e.sequence, e.desc_count, VHDX_LOG_MAX_UPDATES);
+      return -1;
+    }
+    for (k = 0; k < e.desc_count; k++)
+      if (check_descriptor (descriptor_at (log, len, off, k), &e, k,
+                            end_limit, &total) == -1)
+        return -1;
+    off = (off + e.length) % len;
+  }
+  return 0;
+}
+
+int
+vhdx_log_check_replay (const uint8_t *log, uint32_t len,
+                       const struct vhdx_log_sequence *seq,
+                       uint64_t file_size)
+{
+  if (file_size < seq->flushed_file_offset) {
+    set_error (EBADMSG, "VHDX log: the file (%" PRIu64 " bytes) is shorter "
+               "than the log's FlushedFileOffset (%" PRIu64 "): truncated",
+               file_size, seq->flushed_file_offset);
+    return -1;
+  }
+  if (seq->last_file_offset > file_size
+      && seq->last_file_offset - file_size > VHDX_LOG_MAX_GROWTH) {
+    set_error (EFBIG, "VHDX log: LastFileOffset %" PRIu64 " is more than %"
+               PRIu64 " MiB beyond the file's %" PRIu64 " bytes",
+               seq->last_file_offset, VHDX_LOG_MAX_GROWTH >> 20, file_size);
+    return -1;
+  }
+  return check_descriptors (log, len, seq,
+                            MAX (file_size, seq->last_file_offset));
+}
+
 int
 vhdx_log_replay (const uint8_t *log, uint32_t len,
                  const struct vhdx_log_sequence *seq,
@@ -263,10 +443,11 @@ vhdx_log_replay (const uint8_t *log, uint32_t len,
   uint64_t off = seq->tail;
   uint32_t i;
 
+  if (check_descriptors (log, len, seq, UINT64_MAX) == -1)
+    return -1;
   for (i = 0; i < seq->count; i++) {
     struct entry_info e;
-    header_valid (sector_at (log, len, off), len,
-                  sector_at (log, len, off) + VHDX_LOGE_LOG_GUID, &e);
+    sequence_entry (log, len, off, &e);
     if (replay_entry (log, len, off, &e, apply, opaque) == -1)
       return -1;
     off = (off + e.length) % len;

@@ -54,8 +54,28 @@ struct vhdx_log_sequence {
   uint64_t last_file_offset;
 };
 
+/* Limits of a scan and a replay (log.c, LIMITS). */
+/* Bytes checksummed while scanning: this many times the log's length
+ * (a well-formed log needs about one pass, two with an entry torn). */
+#define VHDX_LOG_SCAN_FACTOR 8U
+/* Descriptors in the active sequence: one overlay patch each on a
+ * read-only open.  A 128 MiB log (the driver's limit) holds at most
+ * 32 Ki data descriptors; real logs (1 MiB) a few hundred. */
+#define VHDX_LOG_MAX_UPDATES 65536U
+/* Bytes a replay writes in all (data sectors plus zeroed ranges): the
+ * data is at most the log (128 MiB); zero descriptors clear newly
+ * allocated blocks, at most 256 MiB each per the spec. */
+#define VHDX_LOG_MAX_REPLAY_BYTES (UINT64_C (1) << 30)
+/* How far LastFileOffset may lie beyond the file's size.  A writer
+ * flushes each entry, which makes earlier extensions durable, so only
+ * the latest extension can be lost: one payload block of the largest
+ * size the spec allows (256 MiB) plus the 1 MiB rounding of the field. */
+#define VHDX_LOG_MAX_GROWTH (UINT64_C (257) << 20)
+
 /* Find the active sequence per MS-VHDX 2.3.3; count = 0 when the log has
- * no valid sequence for log_guid.  -1 only for ENOMEM. */
+ * no valid sequence for log_guid.  -1 for ENOMEM, or EBADMSG when the
+ * entries' lengths would make the scan checksum more than
+ * VHDX_LOG_SCAN_FACTOR times the log. */
 int vhdx_log_find_active (const uint8_t *log, uint32_t len,
                           const uint8_t log_guid[GUID_SIZE],
                           struct vhdx_log_sequence *seq);
@@ -65,7 +85,19 @@ int vhdx_log_find_active (const uint8_t *log, uint32_t len,
 typedef int (*vhdx_log_apply_fn) (void *opaque, uint64_t offset,
                                   const uint8_t *data, uint64_t length);
 
-/* Replay the sequence's descriptors through apply. */
+/* Check, before replaying seq onto a file of file_size bytes, that the
+ * file is not truncated (FlushedFileOffset), will not grow absurdly
+ * (LastFileOffset), and that every update lies inside max (file_size,
+ * LastFileOffset) and within the limits above.  0, or -1 after
+ * set_error naming the field. */
+int vhdx_log_check_replay (const uint8_t *log, uint32_t len,
+                           const struct vhdx_log_sequence *seq,
+                           uint64_t file_size);
+
+/* Replay the sequence's descriptors through apply.  The limits that do
+ * not need the file's size (ZeroLength > 0, no offset wrap, the update
+ * count and byte total) are checked for the whole sequence first:
+ * apply is not called at all when they fail. */
 int vhdx_log_replay (const uint8_t *log, uint32_t len,
                      const struct vhdx_log_sequence *seq,
                      vhdx_log_apply_fn apply, void *opaque);

@@ -7,14 +7,17 @@
  * file to LastFileOffset) reads see zeros.  Writes are refused: the file
  * stays byte-identical.
  *
- * Patches are few (they come from one log, whose length the driver caps),
- * so a list scanned per read is enough.
+ * Patches are few (they come from one log, whose length the driver caps,
+ * and log.c caps a sequence at VHDX_LOG_MAX_UPDATES descriptors, each at
+ * most 4 KiB of data), so a list scanned per read is enough; the same
+ * cap is enforced here, so no caller can make the list grow unbounded.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "minmax.h"
 #include "overlay.h"
 
@@ -180,6 +183,12 @@ vhdx_overlay_add (struct io *io, uint64_t offset, const uint8_t *data,
   struct overlay *o = (struct overlay *) io;
   uint8_t *copy = NULL;
 
+  if (o->n >= VHDX_LOG_MAX_UPDATES || (data && length > VHDX_LOG_SECTOR)) {
+    set_error (EFBIG, "VHDX log overlay: more than %u updates, or a data "
+               "update of more than %u bytes", VHDX_LOG_MAX_UPDATES,
+               VHDX_LOG_SECTOR);
+    return -1;
+  }
   if (o->n == o->cap) {
     size_t cap = o->cap ? o->cap * 2 : 16;
     struct patch *p = realloc (o->p, cap * sizeof *p);

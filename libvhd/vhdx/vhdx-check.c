@@ -392,8 +392,12 @@ process_log (struct checker *ck, const uint8_t *log)
   struct vhdx_log_sequence seq;
 
   if (vhdx_log_find_active (log, ck->v->hdr.log_length, ck->v->hdr.log_guid,
-                            &seq) == -1)
-    return -1;
+                            &seq) == -1) {
+    if (vhd_get_errno () != EBADMSG)
+      return -1;
+    check_report (ck->c, VHD_CHECK_CORRUPT, "%s", bare_error ());
+    return 1;
+  }
   if (seq.count == 0) {
     check_report (ck->c, VHD_CHECK_INFO, "LogGuid is set but no log entry "
                   "carries it: nothing to replay");
@@ -403,6 +407,11 @@ process_log (struct checker *ck, const uint8_t *log)
     check_report (ck->c, VHD_CHECK_CORRUPT, "the file (%" PRId64 " bytes) "
                   "is shorter than its pending log says it was (%" PRIu64
                   "): truncated", ck->size, seq.flushed_file_offset);
+    return 1;
+  }
+  if (vhdx_log_check_replay (log, ck->v->hdr.log_length, &seq,
+                             (uint64_t) ck->size) == -1) {
+    check_report (ck->c, VHD_CHECK_CORRUPT, "%s", bare_error ());
     return 1;
   }
   ck->replay_end = MAX ((uint64_t) ck->size,

@@ -252,13 +252,10 @@ replay_log (struct vhd_disk *d, struct vhdx *v)
      * (qemu reads such files the same way). */
     memset (v->hdr.log_guid, 0, GUID_SIZE);
   }
-  else if (r == 0 && (size < 0 || (uint64_t) size < seq.flushed_file_offset)) {
-    if (size >= 0)
-      set_error (EBADMSG, "VHDX log: the file (%" PRId64 " bytes) is "
-                 "shorter than the log says it was (%" PRIu64 "): truncated",
-                 size, seq.flushed_file_offset);
-    r = -1;
-  }
+  else if (r == 0 && (size < 0 || vhdx_log_check_replay (log, len, &seq,
+                                                         (uint64_t) size)
+                                     == -1))
+    r = -1; /* truncated, or beyond the replay limits (log.h) */
   else if (r == 0) {
     d->log_dirty = true;
     r = d->readonly ? replay_read_only (d, log, len, &seq)

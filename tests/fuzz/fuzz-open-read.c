@@ -72,7 +72,7 @@ walk (struct vhd_disk *d, uint64_t offset, uint64_t count, struct walk *w)
   w->end = offset + count;
   w->n = 0;
   clear_error ();
-  r = chain_block_status (d, offset, count, on_extent, w);
+  r = chain_block_status (d, offset, count, 0, on_extent, w);
   if (r == -1)
     check_failure ("chain_block_status");
   else if (r == 0)
