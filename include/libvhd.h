@@ -112,7 +112,8 @@ extern int vhd_get_errno (void);
 /* "MAJOR.MINOR.MICRO" of the library actually linked. */
 extern const char *vhd_get_version (void);
 
-/* Inspection.  Each returns -1 (or NULL) only when disk is NULL. */
+/* Inspection.  Each returns -1 (or NULL) when disk is NULL; the file
+ * size and allocated bytes also when the file cannot be examined. */
 extern int vhd_get_format (struct vhd_disk *disk);        /* enum vhd_format */
 extern int vhd_get_type (struct vhd_disk *disk);          /* enum vhd_type */
 extern const char *vhd_get_format_name (struct vhd_disk *disk);
@@ -130,8 +131,9 @@ extern int64_t vhd_get_allocated_bytes (struct vhd_disk *disk);
 extern int vhd_get_id (struct vhd_disk *disk, char *out);
 /* The opened parent, owned by disk; NULL for a disk without one. */
 extern struct vhd_disk *vhd_get_parent (struct vhd_disk *disk);
-/* The parent's path as the image records it (NULL if none): the locator
- * that resolved, or the first one recorded when none did. */
+/* The parent's path (NULL if none): the local path of the parent that
+ * was opened (a recorded locator made local, or the caller's), else the
+ * first path the image records. */
 extern const char *vhd_get_parent_hint (struct vhd_disk *disk);
 /* Four-character creator application (VHD) or creator string (VHDX). */
 extern const char *vhd_get_creator (struct vhd_disk *disk);
@@ -210,8 +212,9 @@ extern int vhd_copy (struct vhd_disk *src, struct vhd_disk *dst,
 
 /* Operations on an image opened read-write (they flush first).  Each
  * stays crash-safe: stopped at any write, the image opens and shows the
- * old or the new content.  Formats or types an operation does not apply
- * to fail with ENOTSUP. */
+ * old or the new content.  A format that cannot do an operation makes
+ * it fail with ENOTSUP; a disk of the wrong type (commit or rebase of a
+ * disk that is not differencing) with EINVAL. */
 
 /* Change the virtual size.  Shrinking needs VHD_RESIZE_SHRINK and is
  * refused (ENOTEMPTY) when data lies past the new end.  New space reads
@@ -288,7 +291,8 @@ extern int vhd_aio_poll (struct vhd_disk *disk);
 extern int64_t vhd_aio_in_flight (struct vhd_disk *disk);
 /* With direct non-zero, later requests move data with O_DIRECT (past the
  * host page cache, truly in parallel) where buffer, offset and length
- * suit the file system; the rest stays buffered.  Off by default. */
+ * suit the file system; the rest stays buffered.  Off by default, on
+ * for handles opened with VHD_OPEN_DIRECT. */
 extern int vhd_aio_set_direct (struct vhd_disk *disk, int direct);
 
 #if defined(__GNUC__)

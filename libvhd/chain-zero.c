@@ -104,6 +104,8 @@ chain_write_zeroes (struct vhd_disk *d, uint64_t offset, uint64_t count,
   static const uint8_t zeros[4096];
   uint32_t align = disk_write_align (d);
 
+  if (count == 0)
+    return 0;
   aio_drain (d); /* blocks may be freed under asynchronous transfers */
   if (offset % align || count < align) {
     size_t n = (size_t) MIN (count, (uint64_t) (align - offset % align));

@@ -68,6 +68,19 @@ prefix_error (const char *fs, ...)
 }
 
 const char *
+error_message (void)
+{
+  size_t ctx_len = error_context ? strlen (error_context) : 0;
+
+  if (last_message[0] == '\0')
+    return "unknown error";
+  if (ctx_len && strncmp (last_message, error_context, ctx_len) == 0
+      && strncmp (last_message + ctx_len, ": ", 2) == 0)
+    return last_message + ctx_len + 2;
+  return last_message;
+}
+
+const char *
 vhd_get_error (void)
 {
   return last_message[0] ? last_message : NULL;

@@ -35,6 +35,9 @@ void set_error (int errnum, const char *fs, ...)
 void prefix_error (const char *fs, ...) __attribute__ ((format (printf, 1, 2)));
 /* The public function being run, used as the message prefix. */
 void set_error_context (const char *context);
+/* The thread's last message without that prefix (for wrapping it into
+ * another message); "unknown error" when there is none. */
+const char *error_message (void);
 
 /* --- byte sources (io-file.c, io-mem.c) -------------------------------- */
 

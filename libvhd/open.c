@@ -236,7 +236,7 @@ static void
 save_first_error (char *buf, size_t len, int *err)
 {
   if (*err == 0 && vhd_get_error ()) {
-    snprintf (buf, len, "%s", vhd_get_error ());
+    snprintf (buf, len, "%s", error_message ());
     *err = vhd_get_errno ();
   }
 }

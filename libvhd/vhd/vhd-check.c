@@ -108,21 +108,6 @@ report_more (struct checker *k, unsigned kind)
   return false;
 }
 
-/* The last error message without the public call's name in front. */
-static const char *
-bare_error (void)
-{
-  const char *m = vhd_get_error (), *colon;
-
-  if (m == NULL)
-    return "unknown error";
-  colon = strstr (m, ": ");
-  if (colon && strncmp (m, "vhd_", 4) == 0 && memchr (m, ' ', colon - m)
-                                                == NULL)
-    return colon + 2;
-  return m;
-}
-
 /* --- footers ------------------------------------------------------------ */
 
 static bool
@@ -220,11 +205,11 @@ check_footers (struct checker *k)
     }
     k->fix_head = k->c->repair;
     corrupt (k, k->fix_head, "the footer copy at offset 0 is damaged (%s)%s",
-             vhd_footer_has_cookie (k->head) ? bare_error () : "no cookie",
+             vhd_footer_has_cookie (k->head) ? error_message () : "no cookie",
              k->fix_head ? ": rewritten from the trailing footer" : "");
     return 0;
   }
-  snprintf (k->tail_err, sizeof k->tail_err, "%s", bare_error ());
+  snprintf (k->tail_err, sizeof k->tail_err, "%s", error_message ());
   if (short_footer (k))
     return 0;
   return without_tail (k);
@@ -297,12 +282,12 @@ check_header (struct checker *k)
   }
   check_report (k->c, k->stale ? VHD_CHECK_INFO : VHD_CHECK_CORRUPT,
                 "dynamic disk header at offset %" PRIu64 ": %s", off,
-                bare_error ());
+                error_message ());
   if (vhd_dynheader_decode_unverified (raw, &k->header) == -1) {
     /* Unusable whatever its checksum: with stale footer checksums the
      * report above was only INFO, so count the corruption here. */
     check_report (k->c, VHD_CHECK_CORRUPT, "dynamic disk header at offset %"
-                  PRIu64 " is unusable (%s)%s", off, bare_error (),
+                  PRIu64 " is unusable (%s)%s", off, error_message (),
                   k->c->repair ? ": cannot be repaired" : "");
     return 1;
   }
@@ -418,7 +403,7 @@ check_locator (struct checker *k, unsigned i)
   free (data);
   if (path == NULL)
     check_report (k->c, VHD_CHECK_CORRUPT, "parent locator %u (%s): %s", i,
-                  name, bare_error ());
+                  name, error_message ());
   else
     check_report (k->c, VHD_CHECK_INFO, "parent locator %u (%s): %s", i,
                   name, path);

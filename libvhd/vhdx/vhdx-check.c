@@ -87,21 +87,6 @@ block_report (struct checker *ck, int severity, const char *fs, ...)
   check_report (ck->c, severity, "%s", msg);
 }
 
-/* The last error message without the public call's name in front. */
-static const char *
-bare_error (void)
-{
-  const char *m = vhd_get_error (), *colon;
-
-  if (m == NULL)
-    return "unknown error";
-  colon = strstr (m, ": ");
-  if (colon && strncmp (m, "vhd_", 4) == 0
-      && memchr (m, ' ', (size_t) (colon - m)) == NULL)
-    return colon + 2;
-  return m;
-}
-
 /* --- headers -------------------------------------------------------------- */
 
 static const char *
@@ -123,7 +108,7 @@ decode_both_headers (struct checker *ck, const uint8_t *raw, bool ok[2])
     if (!ok[i])
       check_report (ck->c, ck->c->repair ? VHD_CHECK_INFO
                                          : VHD_CHECK_CORRUPT,
-                    "%s is invalid (%s)", slot_name (i), bare_error ());
+                    "%s is invalid (%s)", slot_name (i), error_message ());
   }
 }
 
@@ -167,7 +152,7 @@ check_headers (struct checker *ck)
                           raw + VHDX_HEADER2_OFFSET, &v->hdr, &v->current);
   free (raw);
   if (r == -1) {
-    check_report (ck->c, VHD_CHECK_CORRUPT, "%s", bare_error ());
+    check_report (ck->c, VHD_CHECK_CORRUPT, "%s", error_message ());
     return 1;
   }
   if ((!ok[0] || !ok[1]) && ck->c->repair) {
@@ -211,7 +196,7 @@ compare_region_copies (struct checker *ck, const uint8_t *raw, bool ok[2])
       check_report (ck->c, ck->c->repair ? VHD_CHECK_INFO
                                          : VHD_CHECK_CORRUPT,
                     "region table %u is invalid: %s", i + 1,
-                    bare_error ());
+                    error_message ());
   }
   free (tmp);
   /* Both valid but different: a region switch stopped between its two
@@ -395,7 +380,7 @@ process_log (struct checker *ck, const uint8_t *log)
                             &seq) == -1) {
     if (vhd_get_errno () != EBADMSG)
       return -1;
-    check_report (ck->c, VHD_CHECK_CORRUPT, "%s", bare_error ());
+    check_report (ck->c, VHD_CHECK_CORRUPT, "%s", error_message ());
     return 1;
   }
   if (seq.count == 0) {
@@ -411,7 +396,7 @@ process_log (struct checker *ck, const uint8_t *log)
   }
   if (vhdx_log_check_replay (log, ck->v->hdr.log_length, &seq,
                              (uint64_t) ck->size) == -1) {
-    check_report (ck->c, VHD_CHECK_CORRUPT, "%s", bare_error ());
+    check_report (ck->c, VHD_CHECK_CORRUPT, "%s", error_message ());
     return 1;
   }
   ck->replay_end = MAX ((uint64_t) ck->size,
@@ -463,7 +448,7 @@ check_metadata (struct checker *ck)
   }
   r = io_pread (ck->view, buf, len, m->offset);
   if (r == 0 && vhdx_metadata_decode (buf, len, &ck->v->md) == -1) {
-    check_report (ck->c, VHD_CHECK_CORRUPT, "%s", bare_error ());
+    check_report (ck->c, VHD_CHECK_CORRUPT, "%s", error_message ());
     r = 1;
   }
   free (buf);

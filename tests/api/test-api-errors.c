@@ -161,6 +161,22 @@ Test (errors, bad_flags_everywhere)
   vhd_close (d);
 }
 
+Test (errors, zero_length_calls_succeed)
+{
+  struct vhd_disk *d = vhd_open (make_raw (1U << 20), 0);
+  uint8_t b[1];
+
+  cr_assert_not_null (d, "%s", vhd_get_error ());
+  cr_expect_eq (vhd_pread (d, b, 0, 1U << 20), 0, "%s", vhd_get_error ());
+  cr_expect_eq (vhd_pwrite (d, b, 0, 1U << 20), 0, "%s", vhd_get_error ());
+  cr_expect_eq (vhd_write_zeroes (d, 1U << 20, 0, 0), 0, "%s",
+                vhd_get_error ());
+  cr_expect_eq (vhd_write_zeroes (d, 100, 0, VHD_ZERO_FAST), 0, "%s",
+                vhd_get_error ());
+  cr_expect_eq (vhd_discard (d, 0, 0), 0, "%s", vhd_get_error ());
+  vhd_close (d);
+}
+
 Test (errors, read_past_end)
 {
   struct vhd_disk *d = vhd_open (make_raw (4096), VHD_OPEN_RDONLY);

@@ -158,6 +158,8 @@ given_parent (int format)
   cr_assert_eq (vhd_get_errno (), EBADMSG, "%s", vhd_get_error ());
   cr_assert (strstr (vhd_get_error (), "vhd_open_with_opts: ") == vhd_get_error (),
              "%s", vhd_get_error ());
+  cr_assert_null (strstr (vhd_get_error () + 1, "vhd_open_with_opts"),
+                  "the call's name appears once: %s", vhd_get_error ());
 
   d = open_with ("child", VHD_OPEN_RDONLY | VHD_OPEN_IGNORE_PARENT_ID,
                  "other");
@@ -171,6 +173,14 @@ given_parent (int format)
 
   cr_assert_null (open_with ("flat", VHD_OPEN_RDONLY, "moved"));
   cr_assert_eq (vhd_get_errno (), EINVAL, "%s", vhd_get_error ());
+
+  /* The search finds a file with the wrong identity where the parent
+   * was: EBADMSG, and the message names the call once. */
+  cr_assert_eq (symlink (in_dir ("other"), in_dir ("base")), 0);
+  cr_assert_null (vhd_open (in_dir ("child"), VHD_OPEN_RDONLY));
+  cr_assert_eq (vhd_get_errno (), EBADMSG, "%s", vhd_get_error ());
+  cr_assert_null (strstr (vhd_get_error () + 1, "vhd_open:"),
+                  "the call's name appears once: %s", vhd_get_error ());
 
   /* The child is its own parent: a loop, not a hang. */
   cr_assert_null (open_with ("child", VHD_OPEN_RDONLY
