@@ -25,6 +25,7 @@ struct vhd_create_opts {
   uint64_t size;
   uint32_t block_size;
   uint32_t logical_sector, physical_sector;
+  bool sector_size_set;       /* given by the caller, not the default */
   char *parent;
 };
 
@@ -127,6 +128,7 @@ vhd_create_opts_set_sector_size (struct vhd_create_opts *o, uint32_t logical,
   }
   o->logical_sector = logical;
   o->physical_sector = physical;
+  o->sector_size_set = true;
   return 0;
 }
 
@@ -215,6 +217,14 @@ plan_create (const char *path, const struct vhd_create_opts *o,
     p->parent = disk_open_path (o->parent, VHD_OPEN_RDONLY, NULL);
     if (p->parent == NULL || resolve_parent_paths (path, o->parent, pp) == -1)
       return -1;
+    /* A child shows its parent's sectors: it cannot have others. */
+    if (o->sector_size_set
+        && o->logical_sector != p->parent->logical_sector) {
+      set_error (EINVAL, "a differencing disk has its parent's logical "
+                 "sector size (%" PRIu32 " bytes), not %" PRIu32,
+                 p->parent->logical_sector, o->logical_sector);
+      return -1;
+    }
     p->type = VHD_TYPE_DIFFERENCING;
     p->size = p->parent->size;
     p->parent_path = o->parent;

@@ -247,6 +247,35 @@ Test (errors, create_opts_validation)
   vhd_create_opts_free (NULL);
 }
 
+Test (errors, child_sector_size_must_be_the_parents)
+{
+  char dir[] = "/tmp/libvhd-sector-XXXXXX", base[64], child[64], cmd[96];
+  struct vhd_create_opts *o = vhd_create_opts_new ();
+  struct vhd_disk *d;
+
+  cr_assert_not_null (mkdtemp (dir));
+  snprintf (base, sizeof base, "%s/base.vhdx", dir);
+  snprintf (child, sizeof child, "%s/child.vhdx", dir);
+  cr_assert_eq (vhd_create_opts_set_format (o, VHD_FORMAT_VHDX), 0);
+  cr_assert_eq (vhd_create_opts_set_size (o, 8U << 20), 0);
+  d = vhd_create (base, o);
+  cr_assert_not_null (d, "%s", vhd_get_error ());
+  vhd_close (d);
+  cr_assert_eq (vhd_create_opts_set_parent (o, base), 0);
+  cr_assert_eq (vhd_create_opts_set_sector_size (o, 4096, 4096), 0);
+  cr_expect_null (vhd_create (child, o));
+  expect_error ("vhd_create: ", EINVAL);
+  cr_expect_neq (access (child, F_OK), 0, "nothing left behind");
+  cr_assert_eq (vhd_create_opts_set_sector_size (o, 512, 4096), 0);
+  d = vhd_create (child, o);
+  cr_assert_not_null (d, "%s", vhd_get_error ());
+  cr_expect_eq (vhd_get_logical_sector_size (d), 512);
+  vhd_close (d);
+  vhd_create_opts_free (o);
+  snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
+  cr_expect_eq (system (cmd), 0);
+}
+
 Test (errors, create_refuses_existing_file)
 {
   char *path = make_raw (4096);
