@@ -143,10 +143,11 @@ put src 4096 ref.raw $((MiB + 3)) 9000
 expect_same_file "$M/disk" ref.raw "direct_io write"
 vf_unmount "$M"
 
-note "concurrent writers and readers"
-vf_mount img.vhd "$M"
+for mode in single -m; do
+note "concurrent writers and readers ($mode threaded)"
+vf_mount img.vhd "$M" $([ $mode = -m ] && echo -m)
 for k in 0 1 2 3 4 5; do
-  off=$((40 * MiB + k * 3 * MiB + k * 1000))
+  off=$((40 * MiB + k * 3 * MiB + k * 1000 + ${#mode} * 512))
   put src $((k * 65536)) "$M/disk" "$off" $((2 * MiB + 77)) &
   md5sum "$M/disk" > /dev/null &
   put src $((k * 65536)) ref.raw "$off" $((2 * MiB + 77))
@@ -159,7 +160,8 @@ done
 [ $wait_rc -eq 0 ] || fail "a concurrent writer or reader failed"
 expect_same_file "$M/disk" ref.raw "after concurrent writes"
 vf_unmount "$M"
-stream_same img.vhd ref.raw "concurrent writes after unmount"
+stream_same img.vhd ref.raw "concurrent writes after unmount ($mode)"
+done
 
 note "-r: reads work, writes fail with EROFS, the file is untouched"
 before=$(md5_file img.vhd)
