@@ -132,6 +132,12 @@ check-asan: deps
 	$(MAKE) check B=build-asan \
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
 
+# Memory errors and definite leaks under valgrind (slow, never part of
+# check; VG_TESTS narrows the binaries): scripts/check-valgrind.sh.
+.PHONY: check-valgrind
+check-valgrind: deps all tests
+	B=$(B) scripts/check-valgrind.sh
+
 demo: deps all
 	scripts/demo.sh
 
