@@ -162,6 +162,9 @@ struct create_params {
   const char *parent_path;      /* as given by the user */
   const char *parent_abs_path;  /* absolute, resolved */
   const char *parent_rel_path;  /* relative to the child's directory */
+  /* set_parent: also accept this coming link ID of the parent (VHDX
+   * parent_linkage2), or NULL. */
+  const uint8_t *parent_link_id2;
 };
 
 /* check.c: findings of a structure check.  Drivers call check_report
@@ -238,8 +241,11 @@ struct format_ops {
    * data of this layer lies past new_size. */
   int (*resize) (struct vhd_disk *d, uint64_t new_size);
 
-  /* Record p->parent (opened) as the parent: identity, locators. */
+  /* Record p->parent (opened) as the parent: identity, locators, and
+   * p->parent_link_id2 where the format has room for a second link ID
+   * (records_link_id2). */
   int (*set_parent) (struct vhd_disk *d, const struct create_params *p);
+  bool records_link_id2;
 
   /* Check the structures in io without trusting them; see check.c. */
   int (*check) (struct io *io, struct check_ctx *c);
@@ -292,6 +298,14 @@ struct vhd_disk {
   uint8_t id[16];             /* shown as the image's ID */
   uint8_t link_id[16];        /* what a child records of this parent */
   uint8_t parent_link_id[16]; /* differencing: what we expect of ours */
+  /* Differencing: a second link ID accepted for the parent (VHDX
+   * parent_linkage2: the one a commit in progress is giving it); all
+   * zeros when none. */
+  uint8_t parent_link_id2[16];
+  /* All zeros, or the link ID this image takes when its data first
+   * changes (a VHDX DataWriteGuid chosen in advance by commit, which has
+   * announced it to the child). */
+  uint8_t next_link_id[16];
   char creator[64];
   bool log_dirty;
   /* Differencing: paths to try, most trusted first, as recorded (may be
@@ -300,6 +314,9 @@ struct vhd_disk {
   unsigned n_parent_candidates;
   char *parent_hint;          /* the candidate that resolved, or the first */
 };
+
+/* open.c: whether p carries the identity d records of its parent. */
+bool disk_parent_matches (const struct vhd_disk *d, const struct vhd_disk *p);
 
 /* Add a recorded parent path (copied); ignores empty strings. */
 int disk_add_parent_candidate (struct vhd_disk *d, const char *path);

@@ -197,6 +197,14 @@ candidate_in_dir (const char *recorded, const char *dir)
   return out;
 }
 
+bool
+disk_parent_matches (const struct vhd_disk *d, const struct vhd_disk *p)
+{
+  return memcmp (p->link_id, d->parent_link_id, 16) == 0
+         || (!uuid_is_null_bytes (d->parent_link_id2)
+             && memcmp (p->link_id, d->parent_link_id2, 16) == 0);
+}
+
 /* Try one path as d's parent.  1 = opened and linked, 0 = not there,
  * -1 = there but unusable (error recorded). */
 static int
@@ -214,7 +222,7 @@ try_parent (struct vhd_disk *d, const char *path, const struct visit *chain,
                        NULL, chain, depth + 1);
   if (p == NULL)
     return -1;
-  if (memcmp (p->link_id, d->parent_link_id, 16) != 0
+  if (!disk_parent_matches (d, p)
       && !(d->flags & VHD_OPEN_IGNORE_PARENT_ID)) {
     uuid_to_string (d->parent_link_id, want);
     uuid_to_string (p->link_id, got);

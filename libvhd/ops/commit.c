@@ -1,16 +1,24 @@
 /* commit.c: vhd_commit, merging a differencing disk into its parent.
  *
  * Order, and what a crash leaves:
+ *   0. when the child can record a second link ID for its parent (VHDX
+ *      parent_linkage2), choose the link ID the parent will take when its
+ *      data changes (a VHDX parent's new DataWriteGuid) and record it in
+ *      the child, flushed: from then on the child accepts the parent
+ *      before and after its change;
  *   1. copy every range the child holds (data, and zero ranges as zeros)
- *      into the parent, opened read-write for the purpose, and flush it:
- *      the child still overrides those ranges with the same bytes, so the
- *      chain's view has not changed;
- *   2. unmap all of the child's blocks and record the parent again (a
- *      VHDX parent's DataWriteGuid changed in step 1) and flush: the child
- *      is empty and shows the parent, which holds the data.
- * A crash during 1 leaves the old chain; during 2, a child that is partly
- * emptied over a parent that already holds everything.  Other children of
- * the same parent see its new content: the caller warns about those.
+ *      into the parent, opened read-write for the purpose with that link
+ *      ID preset, and flush it: the child still overrides those ranges
+ *      with the same bytes, so the chain's view has not changed;
+ *   2. unmap all of the child's blocks and record the parent as it is now
+ *      (the second link ID goes) and flush: the child is empty and shows
+ *      the parent, which holds the data.
+ * A crash during 0 or 1 leaves the old chain, which still opens; during
+ * 2, a child that is partly emptied over a parent that already holds
+ * everything.  (A VHD child has no room for a second link ID: over a VHDX
+ * parent, a crash during 1 leaves a child that needs rebase --unsafe.)
+ * Other children of the same parent see its new content: the caller
+ * warns about those.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -63,19 +71,48 @@ copy_layer (struct vhd_disk *d, struct vhd_disk *parent,
   return r == 0 ? chain_flush (parent) : -1;
 }
 
+/* The parent's paths as the child records them, for set_parent. */
+static int
+plan_relink (struct vhd_disk *d, struct vhd_disk *parent,
+             struct create_params *p, struct parent_paths *pp)
+{
+  *p = (struct create_params) { .type = VHD_TYPE_DIFFERENCING,
+                                .size = d->size, .parent = parent };
+  if (resolve_parent_paths (d->filename, parent->filename, pp) == -1)
+    return -1;
+  p->parent_path = parent->filename;
+  p->parent_abs_path = pp->abs;
+  p->parent_rel_path = pp->rel;
+  return 0;
+}
+
+/* Step 0: the child learns the parent's coming link ID (next). */
+static int
+announce_link (struct vhd_disk *d, const uint8_t next[16])
+{
+  struct create_params p;
+  struct parent_paths pp = { .rel = NULL };
+  int r;
+
+  if (!d->ops->records_link_id2)
+    return 0;
+  r = plan_relink (d, d->parent, &p, &pp);
+  p.parent_link_id2 = next;
+  if (r == 0)
+    r = d->ops->set_parent (d, &p);
+  free (pp.rel);
+  return r == 0 ? chain_flush (d) : -1;
+}
+
 /* Step 2: empty the child and link it to the parent as it is now. */
 static int
 empty_child (struct vhd_disk *d, struct vhd_disk *parent)
 {
-  struct create_params p = { .type = VHD_TYPE_DIFFERENCING,
-                             .size = d->size, .parent = parent };
+  struct create_params p;
   struct parent_paths pp = { .rel = NULL };
   uint64_t span = ROUND_UP (d->size, (uint64_t) d->block_size);
-  int r = resolve_parent_paths (d->filename, parent->filename, &pp);
+  int r = plan_relink (d, parent, &p, &pp);
 
-  p.parent_path = parent->filename;
-  p.parent_abs_path = pp.abs;
-  p.parent_rel_path = pp.rel;
   if (r == 0)
     r = d->ops->unmap (d, 0, span);
   if (r == 0)
@@ -90,6 +127,7 @@ static int
 commit_unlocked (struct vhd_disk *d, vhd_progress_fn progress, void *opaque)
 {
   struct vhd_disk *rw, *ro;
+  uint8_t next[16];
 
   if (d->type != VHD_TYPE_DIFFERENCING || d->parent == NULL) {
     set_error (EINVAL, "%s is not a differencing disk with its parent open",
@@ -107,11 +145,13 @@ commit_unlocked (struct vhd_disk *d, vhd_progress_fn progress, void *opaque)
                d->size);
     return -1;
   }
-  if (chain_flush (d) == -1)
+  uuid_generate_bytes (next);
+  if (chain_flush (d) == -1 || announce_link (d, next) == -1)
     return -1;
   rw = disk_open_path (d->parent->filename, 0, NULL);
   if (rw == NULL)
     return -1;
+  memcpy (rw->next_link_id, next, 16);
   if (copy_layer (d, rw, progress, opaque) == -1
       || empty_child (d, rw) == -1) {
     disk_close (rw);

@@ -121,6 +121,13 @@ vhdx_locator_plan (const struct create_params *p,
 
   guid_format (p->parent->link_id, true, g);
   pl->parent_linkage = strdup (g);
+  if (p->parent_link_id2) {
+    guid_format (p->parent_link_id2, true, g);
+    if ((pl->parent_linkage2 = strdup (g)) == NULL) {
+      set_error (ENOMEM, "out of memory");
+      return -1;
+    }
+  }
   pl->relative_path = p->parent_rel_path
                         ? windows_relative (p->parent_rel_path) : NULL;
   pl->absolute_win32_path = p->parent_abs_path

@@ -4,7 +4,9 @@
  * The new locator has parent_linkage (the parent's link ID -- a VHDX
  * parent's DataWriteGuid -- as "{xxxxxxxx-...}"), relative_path (".\"
  * style, backslashes) and absolute_win32_path (backslashes), as create
- * writes them.  parent_linkage2 belonged to the old parent and goes;
+ * writes them, and parent_linkage2 when the caller gives one (commit:
+ * the DataWriteGuid the parent is about to take); an old
+ * parent_linkage2 goes;
  * volume_path ("\\?\Volume{GUID}\...") cannot be derived on this side,
  * so it is left out.
  *
@@ -164,6 +166,11 @@ vhdx_set_parent (struct vhd_disk *d, const struct create_params *p)
     return -1;
   }
   memcpy (pl.type, vhdx_parent_locator_vhdx_type, GUID_SIZE);
+  memcpy (d->parent_link_id, p->parent->link_id, 16);
+  if (p->parent_link_id2)
+    memcpy (d->parent_link_id2, p->parent_link_id2, 16);
+  else
+    memset (d->parent_link_id2, 0, 16);
   locator_free (&v->md.locator);
   v->md.locator = pl;
   return 0;

@@ -57,7 +57,11 @@ vhdx_update_headers (struct vhd_disk *d, bool new_data_guid)
     v->file_guid_renewed = true;
   }
   if (new_data_guid) {
-    uuid_generate_bytes (v->hdr.data_write_guid);
+    /* A commit may have announced this one to the child already. */
+    if (!uuid_is_null_bytes (d->next_link_id))
+      memcpy (v->hdr.data_write_guid, d->next_link_id, 16);
+    else
+      uuid_generate_bytes (v->hdr.data_write_guid);
     memcpy (d->link_id, v->hdr.data_write_guid, 16);
   }
   for (i = 0; i < 2; i++) {

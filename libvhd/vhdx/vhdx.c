@@ -437,6 +437,12 @@ fill_disk (struct vhd_disk *d, struct vhdx *v)
                "a GUID", md->locator.parent_linkage);
     return -1;
   }
+  if (md->locator.parent_linkage2
+      && guid_parse (md->locator.parent_linkage2, d->parent_link_id2) == -1) {
+    set_error (EBADMSG, "VHDX parent locator: parent_linkage2 \"%s\" is not "
+               "a GUID", md->locator.parent_linkage2);
+    return -1;
+  }
   return add_candidates (d, &md->locator);
 }
 
@@ -578,6 +584,7 @@ const struct format_ops vhdx_format_ops = {
   .unmap = vhdx_unmap,
   .defragment = vhdx_defragment,
   .resize = vhdx_resize,
+  .records_link_id2 = true,
   .set_parent = vhdx_set_parent,
   .check = vhdx_check,
 };
