@@ -1,83 +1,19 @@
-/* copy.c: vhd_copy, the engine of convert.
+/* copy.c: vhd_copy, the engine of convert: checks, locks, and the
+ * destination's batched metadata around the pipeline of copy-pipeline.c.
  *
  * The source's allocation map drives the copy: ranges that read as zeros
  * in the whole chain are skipped without reading, and data is read in
  * large chunks and checked for zeros a piece at a time, so that all-zero
  * pieces stay unallocated in a dynamic destination and sparse in raw.
+ * The new blocks of a VHDX destination share log entries (one metadata
+ * transaction for many allocations, write_batch_begin); the final flush
+ * makes everything durable.
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdlib.h>
-#include <string.h>
+#include <stdio.h>
 
-#include "internal.h"
-#include "minmax.h"
-
-#define COPY_CHUNK (4U << 20)
-#define ZERO_PIECE (64U << 10)
-
-struct copy {
-  struct vhd_disk *src, *dst;
-  uint8_t *buf;
-  vhd_progress_fn progress;
-  void *opaque;
-};
-
-static bool
-is_zero (const uint8_t *p, size_t n)
-{
-  const uint64_t *w = (const uint64_t *) p;
-  size_t i;
-
-  for (i = 0; i < n / 8; i++)
-    if (w[i])
-      return false;
-  for (i = n / 8 * 8; i < n; i++)
-    if (p[i])
-      return false;
-  return true;
-}
-
-/* Write the non-zero pieces of buf, which holds [offset, offset+n). */
-static int
-write_nonzero (struct copy *c, size_t n, uint64_t offset)
-{
-  size_t done = 0;
-
-  while (done < n) {
-    size_t piece = MIN ((size_t) ZERO_PIECE, n - done);
-    size_t run = 0;
-    while (done + run < n && !is_zero (c->buf + done + run, piece)) {
-      run += piece;
-      piece = MIN ((size_t) ZERO_PIECE, n - done - run);
-    }
-    if (run && chain_pwrite (c->dst, c->buf + done, run, offset + done) == -1)
-      return -1;
-    done += run ? run : piece;
-  }
-  return 0;
-}
-
-static int
-copy_extent (void *opaque, uint64_t offset, uint64_t length, unsigned state,
-             unsigned depth)
-{
-  struct copy *c = opaque;
-
-  if (!(state & VHD_STATE_ZERO))
-    while (length > 0) {
-      size_t n = (size_t) MIN (length, (uint64_t) COPY_CHUNK);
-      if (chain_pread (c->src, c->buf, n, offset) == -1
-          || write_nonzero (c, n, offset) == -1)
-        return -1;
-      offset += n, length -= n;
-      if (c->progress)
-        c->progress (c->opaque, offset, c->src->size);
-    }
-  else if (c->progress)
-    c->progress (c->opaque, offset + length, c->src->size);
-  return 0;
-}
+#include "copy-internal.h"
 
 /* The destination exclusive, the source shared, always in address order
  * so that two copies between the same handles in opposite directions
@@ -96,11 +32,30 @@ lock_pair (struct vhd_disk *src, struct vhd_disk *dst)
   }
 }
 
+/* Commit dst's batched allocations also after a failed copy (what was
+ * written stays written), keeping the first error. */
+static int
+end_batch (struct vhd_disk *dst, int r)
+{
+  char msg[1024];
+  int err = vhd_get_errno ();
+
+  if (r == 0)
+    return write_batch_end (dst);
+  snprintf (msg, sizeof msg, "%s", vhd_get_error () ? vhd_get_error () : "");
+  if (write_batch_end (dst) == -1) {
+    set_error_context (NULL); /* msg carries it already */
+    set_error (err, "%s", msg);
+    set_error_context ("vhd_copy");
+  }
+  return -1;
+}
+
 int
 vhd_copy (struct vhd_disk *src, struct vhd_disk *dst,
           vhd_progress_fn progress, void *opaque)
 {
-  struct copy c = { src, dst, NULL, progress, opaque };
+  bool batch;
   int r;
 
   set_error_context ("vhd_copy");
@@ -117,21 +72,17 @@ vhd_copy (struct vhd_disk *src, struct vhd_disk *dst,
                "the source (%" PRIu64 " bytes)", dst->size, src->size);
     return -1;
   }
-  c.buf = malloc (COPY_CHUNK);
-  if (c.buf == NULL) {
-    set_error (ENOMEM, "out of memory");
-    return -1;
-  }
   lock_pair (src, dst);
-  r = src->size ? chain_block_status (src, 0, src->size,
-                                      VHD_STATUS_HOST_HOLES, copy_extent, &c) : 0;
+  batch = write_batch_begin (dst);
+  r = copy_pipeline (src, dst, progress, opaque);
+  if (batch)
+    r = end_batch (dst, r);
   if (r == 0)
     r = chain_flush (dst);
   if (src != dst)
     pthread_rwlock_unlock (&src->lock);
   pthread_rwlock_unlock (&dst->lock);
-  free (c.buf);
-  if (c.progress && r == 0)
-    c.progress (c.opaque, src->size, src->size);
+  if (progress && r == 0)
+    progress (opaque, src->size, src->size);
   return r == 0 ? 0 : -1;
 }

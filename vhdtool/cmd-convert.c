@@ -5,7 +5,8 @@
  * DST's format comes from -O, else from its extension (.img and .raw are
  * raw, .vhd VHD, .vhdx VHDX); DST must not exist.  The new image has
  * SRC's virtual size (a VHDX also takes SRC's sector sizes unless told
- * otherwise) and is filled by vhd_copy (), which leaves zero ranges
+ * otherwise, and a block size that suits SRC: vhdx_block_size) and is
+ * filled by vhd_copy (), which leaves zero ranges
  * unallocated (sparse in raw).  On any failure the partly written DST is
  * removed.
  *
@@ -62,7 +63,9 @@ usage (void)
           "extension:\n"
           "                           .img/.raw, .vhd, .vhdx)\n"
           "  -t, --type TYPE          fixed or dynamic (default: dynamic)\n"
-          "  -b, --block-size SIZE    block size of a dynamic DST\n"
+          "  -b, --block-size SIZE    block size of a dynamic DST (VHDX "
+          "default: SRC's,\n"
+          "                           else 8M-64M by size, as qemu-img)\n"
           "      --logical-sector N   logical sector size, 512 or 4096\n"
           "      --physical-sector N  physical sector size, 512 or 4096\n"
           "  -p, --progress           show progress\n"
@@ -118,7 +121,28 @@ check_operands (int argc, char *argv[], struct convert_args *a)
 
 /* Writing an image. */
 
-/* Size and, for VHDX, sector sizes that were not given: SRC's. */
+/* The block size of a dynamic VHDX when none was given.  SRC's, when a
+ * VHDX can have it (1 MiB to 256 MiB): the allocation then carries over
+ * block for block.  Else by size, as qemu-img chooses, so that a sparse
+ * disk costs no more file than qemu-img's output: 8 MiB up to 1 GiB,
+ * 16 MiB up to 100 GiB, 32 MiB (the format's default) up to 32 TiB,
+ * 64 MiB beyond. */
+static uint32_t
+vhdx_block_size (struct vhd_disk *src, uint64_t size)
+{
+  const uint64_t GiB = UINT64_C (1) << 30;
+  int64_t bs = vhd_get_block_size (src);
+
+  if (bs >= (1 << 20) && bs <= (256 << 20) && (bs & (bs - 1)) == 0)
+    return (uint32_t) bs;
+  if (size > (UINT64_C (32) << 40))
+    return 64U << 20;
+  if (size > 100 * GiB)
+    return 32U << 20;
+  return size > GiB ? 16U << 20 : 8U << 20;
+}
+
+/* Size and, for VHDX, sector and block sizes that were not given. */
 static int
 inherit (struct image_params *p, struct vhd_disk *src, const char *file)
 {
@@ -127,10 +151,14 @@ inherit (struct image_params *p, struct vhd_disk *src, const char *file)
   if (size < 0)
     return fail_lib (file);
   p->size = (uint64_t) size;
-  if (p->format == VHD_FORMAT_VHDX && p->logical == 0 && p->physical == 0) {
+  if (p->format != VHD_FORMAT_VHDX)
+    return EXIT_SUCCESS;
+  if (p->logical == 0 && p->physical == 0) {
     p->logical = (uint32_t) vhd_get_logical_sector_size (src);
     p->physical = (uint32_t) vhd_get_physical_sector_size (src);
   }
+  if (p->type == VHD_TYPE_DYNAMIC && p->block_size == 0)
+    p->block_size = vhdx_block_size (src, p->size);
   return EXIT_SUCCESS;
 }
 

@@ -18,6 +18,10 @@
  *      log was idle carries a fresh LogGuid, which the headers then get
  *      (written and flushed twice) -- only then is the entry live.
  *   3. The pages are written to their places and flushed.
+ *   A copy into the image (vhd_copy) batches steps 1-3: the BAT pages of
+ *   many allocations wait in the thread's batch and take one data flush
+ *   and one log entry together, at a flush, a zero, when the stage is
+ *   full, or at the end of the copy (copy-internal.h).
  *   On flush, an active log is retired by clearing LogGuid in the
  *   headers, so a flushed image needs no replay (qemu opens it read-only).
  *
@@ -37,6 +41,7 @@
 #include <string.h>
 
 #include "byteorder.h"
+#include "copy-internal.h"
 #include "log.h"
 #include "minmax.h"
 #include "vhdx.h"
@@ -472,6 +477,70 @@ vhdx_begin_update (struct vhd_disk *d, bool data_changes)
   return 0;
 }
 
+/* --- batches (copy-internal.h) ------------------------------------------- */
+
+/* The open batch of this thread: the staged BAT pages of writes to d,
+ * made while the thread holds d's lock exclusive (vhd_copy).  Only
+ * changes of the BAT wait in it: the map reads BAT entries from memory,
+ * but sector bitmaps from the file, so a write that changes a bitmap
+ * commits at once, with whatever the batch holds. */
+static _Thread_local struct {
+  struct vhd_disk *d;
+  struct vhdx_stage *st;
+} batch;
+
+bool
+write_batch_begin (struct vhd_disk *d)
+{
+  if (d->ops != &vhdx_format_ops || d->readonly || batch.d != NULL)
+    return false;
+  batch.st = calloc (1, sizeof *batch.st);
+  if (batch.st == NULL)
+    return false; /* unbatched is slower, not wrong */
+  batch.d = d;
+  return true;
+}
+
+static struct vhdx_stage *
+batch_of (struct vhd_disk *d)
+{
+  return batch.d == d ? batch.st : NULL;
+}
+
+/* Commit d's batched changes, if any: before a flush or a zero. */
+static int
+batch_commit (struct vhd_disk *d)
+{
+  struct vhdx_stage *st = batch_of (d);
+
+  return st && st->n ? vhdx_commit (d, st) : 0;
+}
+
+int
+write_batch_end (struct vhd_disk *d)
+{
+  int r = batch_commit (d);
+
+  if (batch.d == d) {
+    free (batch.st);
+    batch.d = NULL, batch.st = NULL;
+  }
+  return r;
+}
+
+static bool
+stage_only_bat (const struct vhdx_stage *st)
+{
+  unsigned i;
+
+  for (i = 0; i < st->n; i++)
+    if (st->p[i].data)
+      return false;
+  return true;
+}
+
+/* --- the driver's write and flush ----------------------------------------- */
+
 int
 vhdx_pwrite (struct vhd_disk *d, const void *buf, size_t count,
              uint64_t offset)
@@ -479,13 +548,12 @@ vhdx_pwrite (struct vhd_disk *d, const void *buf, size_t count,
   struct vhdx *v = d->priv;
   const uint8_t *p = buf;
   uint64_t bs = v->md.block_size;
-  struct vhdx_stage *st;
+  struct vhdx_stage *st = batch_of (d), *own = NULL;
   int r = 0;
 
   if (vhdx_begin_update (d, true) == -1)
     return -1;
-  st = calloc (1, sizeof *st);
-  if (st == NULL) {
+  if (st == NULL && (st = own = calloc (1, sizeof *st)) == NULL) {
     set_error (ENOMEM, "out of memory");
     return -1;
   }
@@ -498,12 +566,13 @@ vhdx_pwrite (struct vhd_disk *d, const void *buf, size_t count,
       r = write_block (d, st, block, in, p, n);
     p += n, count -= (size_t) n, offset += n;
   }
-  if (r == 0)
+  if (r == 0 && (own || !stage_only_bat (st)))
     r = vhdx_commit (d, st);
   if (r == -1 && st->n > 0)
     v->failed = true; /* the in-memory BAT is ahead of the file */
-  vhdx_stage_free (st);
-  free (st);
+  if (r == -1 || own)
+    vhdx_stage_free (st);
+  free (own);
   return r;
 }
 
@@ -512,7 +581,7 @@ vhdx_flush (struct vhd_disk *d)
 {
   struct vhdx *v = d->priv;
 
-  if (io_flush (d->io) == -1)
+  if (batch_commit (d) == -1 || io_flush (d->io) == -1)
     return -1;
   if (!v->log_active || v->failed)
     return 0;
@@ -555,7 +624,7 @@ vhdx_zero (struct vhd_disk *d, uint64_t offset, uint64_t count,
     return 0;
   if (offset % bs)
     return 0;
-  if (vhdx_begin_update (d, true) == -1)
+  if (batch_commit (d) == -1 || vhdx_begin_update (d, true) == -1)
     return -1;
   st = calloc (1, sizeof *st);
   if (st == NULL) {

@@ -1,0 +1,348 @@
+/* copy-pipeline.c: the engine of vhd_copy, a read-ahead/write-behind
+ * pipeline.
+ *
+ * A reader thread walks the source's allocation map (host holes count as
+ * zeros) and reads the data, in chunks that end on 4 MiB boundaries of
+ * the disk, into a ring of a few buffers; while reading it notes which
+ * 64 KiB pieces hold a non-zero byte (one bit per piece, a machine word
+ * at a time).  The calling thread takes the chunks in order and writes
+ * the non-zero runs, so reading the next chunk overlaps writing this one;
+ * ranges that read as zeros pass through the ring as progress only.
+ * Every so often the writer starts write-back of the destination file
+ * (sync_file_range, without waiting), so the final flush finds little
+ * left to write: the disk works while the copy goes on.
+ *
+ * The caller holds src's lock shared and dst's exclusive for the whole
+ * copy, so the reader calls chain_pread and chain_block_status on src
+ * without locks of its own.  Errors are per thread: a reader error is
+ * recorded (message and errno) and re-raised in the calling thread once
+ * the reader has been joined.  Without a thread (src == dst, or thread
+ * creation failed) the same steps run one after the other.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "copy-internal.h"
+#include "minmax.h"
+
+#define COPY_CHUNK (4U << 20)
+#define ZERO_PIECE (COPY_CHUNK / 64) /* one bit of a uint64_t per piece */
+#define RING 4U                      /* buffers in flight */
+#define WRITE_BEHIND (32U << 20)     /* start write-back every 32 MiB */
+#define MAX_MESSAGE 1024
+
+/* One chunk of the copy, in disk order. */
+struct item {
+  uint64_t offset, length;
+  bool data;          /* false: reads as zeros, only progress to report */
+  uint64_t nonzero;   /* data: bit i set if piece i has a non-zero byte */
+  uint8_t *buf;       /* COPY_CHUNK bytes, owned by the ring slot */
+};
+
+struct pipeline {
+  struct vhd_disk *src, *dst;
+  vhd_progress_fn progress;
+  void *opaque;
+  bool threaded;
+  int dst_fd;               /* for write-back; -1: none */
+  uint64_t unsynced;        /* bytes written since write-back started */
+
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  struct item ring[RING];
+  unsigned head, tail;      /* filled: [tail, head), at most RING */
+  bool reader_done, cancel;
+  int read_errno;           /* the reader's error, 0 if none */
+  char read_msg[MAX_MESSAGE];
+};
+
+/* --- zero detection ------------------------------------------------------- */
+
+/* Whether n bytes are all zero, eight words at a time.  Data usually has
+ * a non-zero byte in its first word, zeros are scanned at memory speed. */
+static bool
+is_zero (const uint8_t *p, size_t n)
+{
+  size_t i = 0;
+
+  for (; i + 64 <= n; i += 64) {
+    uint64_t w[8], acc;
+    memcpy (w, p + i, sizeof w);
+    acc = w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7];
+    if (acc)
+      return false;
+  }
+  for (; i < n; i++)
+    if (p[i])
+      return false;
+  return true;
+}
+
+/* Piece i of a chunk at offset covers [offset, offset + n) cut at the
+ * 64 KiB boundaries of the disk (chunks never cross 4 MiB boundaries). */
+static uint64_t
+piece_end (uint64_t offset, uint64_t chunk_end)
+{
+  return MIN (chunk_end, (offset / ZERO_PIECE + 1) * ZERO_PIECE);
+}
+
+static uint64_t
+nonzero_mask (const uint8_t *buf, uint64_t offset, uint64_t n)
+{
+  uint64_t mask = 0, at = offset, end = offset + n;
+  unsigned i;
+
+  for (i = 0; at < end; i++) {
+    uint64_t e = piece_end (at, end);
+    if (!is_zero (buf + (at - offset), (size_t) (e - at)))
+      mask |= UINT64_C (1) << i;
+    at = e;
+  }
+  return mask;
+}
+
+/* --- the writer (calling thread) ------------------------------------------ */
+
+/* Start write-back of what was written so far, without waiting: the
+ * final flush then has little left to do. */
+static void
+write_behind (struct pipeline *pl, uint64_t written)
+{
+  pl->unsynced += written;
+  if (pl->dst_fd < 0 || pl->unsynced < WRITE_BEHIND)
+    return;
+  pl->unsynced = 0;
+  (void) sync_file_range (pl->dst_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
+static int
+write_run (struct pipeline *pl, const struct item *it, uint64_t start,
+           uint64_t end)
+{
+  if (chain_pwrite (pl->dst, it->buf + (start - it->offset),
+                    (size_t) (end - start), start) == -1)
+    return -1;
+  write_behind (pl, end - start);
+  return 0;
+}
+
+/* Write the runs of non-zero pieces of a data item. */
+static int
+write_item (struct pipeline *pl, const struct item *it)
+{
+  uint64_t end = it->offset + it->length, at = it->offset, run = at;
+  unsigned i;
+
+  for (i = 0; at < end; i++) {
+    uint64_t e = piece_end (at, end);
+    if (!((it->nonzero >> i) & 1)) {
+      if (run < at && write_run (pl, it, run, at) == -1)
+        return -1;
+      run = e;
+    }
+    at = e;
+  }
+  return run < end ? write_run (pl, it, run, end) : 0;
+}
+
+static int
+consume (struct pipeline *pl, const struct item *it)
+{
+  if (it->data && it->nonzero && write_item (pl, it) == -1)
+    return -1;
+  if (pl->progress)
+    pl->progress (pl->opaque, it->offset + it->length, pl->src->size);
+  return 0;
+}
+
+/* --- the ring ------------------------------------------------------------- */
+
+/* The next free slot for the reader, NULL when the writer gave up. */
+static struct item *
+slot_get (struct pipeline *pl)
+{
+  struct item *it = NULL;
+
+  if (!pl->threaded)
+    return &pl->ring[0];
+  pthread_mutex_lock (&pl->lock);
+  while (pl->head - pl->tail == RING && !pl->cancel)
+    pthread_cond_wait (&pl->cond, &pl->lock);
+  if (!pl->cancel)
+    it = &pl->ring[pl->head % RING];
+  pthread_mutex_unlock (&pl->lock);
+  return it;
+}
+
+/* Hand a filled slot to the writer (or, unthreaded, write it now). */
+static int
+slot_put (struct pipeline *pl)
+{
+  if (!pl->threaded)
+    return consume (pl, &pl->ring[0]);
+  pthread_mutex_lock (&pl->lock);
+  pl->head++;
+  pthread_cond_broadcast (&pl->cond);
+  pthread_mutex_unlock (&pl->lock);
+  return 0;
+}
+
+/* --- the reader ----------------------------------------------------------- */
+
+static int
+read_extent (void *opaque, uint64_t offset, uint64_t length, unsigned state,
+             unsigned depth)
+{
+  struct pipeline *pl = opaque;
+  struct item *it;
+
+  if (state & VHD_STATE_ZERO) {
+    if ((it = slot_get (pl)) == NULL)
+      return -1;
+    it->offset = offset, it->length = length, it->data = false;
+    return slot_put (pl);
+  }
+  while (length > 0) {
+    uint64_t n = MIN (length, COPY_CHUNK - offset % COPY_CHUNK);
+    if ((it = slot_get (pl)) == NULL
+        || chain_pread (pl->src, it->buf, (size_t) n, offset) == -1)
+      return -1;
+    it->offset = offset, it->length = n, it->data = true;
+    it->nonzero = nonzero_mask (it->buf, offset, n);
+    if (slot_put (pl) == -1)
+      return -1;
+    offset += n, length -= n;
+  }
+  return 0;
+}
+
+static int
+read_all (struct pipeline *pl)
+{
+  if (pl->src->size == 0)
+    return 0;
+  return chain_block_status (pl->src, 0, pl->src->size, VHD_STATUS_HOST_HOLES,
+                             read_extent, pl);
+}
+
+static void *
+reader_main (void *arg)
+{
+  struct pipeline *pl = arg;
+  int r = read_all (pl);
+
+  pthread_mutex_lock (&pl->lock);
+  if (r != 0 && !pl->cancel) {
+    const char *msg = vhd_get_error ();
+    pl->read_errno = vhd_get_errno () ? vhd_get_errno () : EIO;
+    snprintf (pl->read_msg, sizeof pl->read_msg, "%s",
+              msg ? msg : "reading the source failed");
+  }
+  pl->reader_done = true;
+  pthread_cond_broadcast (&pl->cond);
+  pthread_mutex_unlock (&pl->lock);
+  return NULL;
+}
+
+/* The calling thread's side: write the items in order until the reader
+ * is done or either side fails. */
+static int
+write_all (struct pipeline *pl)
+{
+  for (;;) {
+    struct item *it;
+    pthread_mutex_lock (&pl->lock);
+    while (pl->head == pl->tail && !pl->reader_done)
+      pthread_cond_wait (&pl->cond, &pl->lock);
+    if (pl->head == pl->tail) { /* and the reader is done */
+      pthread_mutex_unlock (&pl->lock);
+      return 0;
+    }
+    it = &pl->ring[pl->tail % RING];
+    pthread_mutex_unlock (&pl->lock);
+    if (consume (pl, it) == -1) {
+      pthread_mutex_lock (&pl->lock);
+      pl->cancel = true;
+      pthread_cond_broadcast (&pl->cond);
+      pthread_mutex_unlock (&pl->lock);
+      return -1;
+    }
+    pthread_mutex_lock (&pl->lock);
+    pl->tail++;
+    pthread_cond_broadcast (&pl->cond);
+    pthread_mutex_unlock (&pl->lock);
+  }
+}
+
+static int
+run_threaded (struct pipeline *pl)
+{
+  pthread_t reader;
+  int r;
+
+  if (pthread_create (&reader, NULL, reader_main, pl) != 0) {
+    pl->threaded = false;
+    return read_all (pl);
+  }
+  r = write_all (pl);
+  pthread_join (reader, NULL);
+  if (r == 0 && pl->read_errno) {
+    set_error (pl->read_errno, "%s", pl->read_msg);
+    r = -1;
+  }
+  return r;
+}
+
+/* --- entry point ---------------------------------------------------------- */
+
+static void
+free_ring (struct pipeline *pl)
+{
+  unsigned i;
+
+  for (i = 0; i < RING; i++)
+    free (pl->ring[i].buf);
+}
+
+static int
+alloc_ring (struct pipeline *pl)
+{
+  unsigned i, n = pl->threaded ? RING : 1;
+
+  for (i = 0; i < n; i++) {
+    /* Page-aligned: the file layer may take such transfers directly. */
+    if (posix_memalign ((void **) &pl->ring[i].buf, 4096, COPY_CHUNK) != 0) {
+      set_error (ENOMEM, "out of memory");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+int
+copy_pipeline (struct vhd_disk *src, struct vhd_disk *dst,
+               vhd_progress_fn progress, void *opaque)
+{
+  struct pipeline pl = {
+    .src = src, .dst = dst, .progress = progress, .opaque = opaque,
+    .threaded = src != dst, .dst_fd = io_fd (dst->io),
+  };
+  int r = -1;
+
+  if (alloc_ring (&pl) == 0) {
+    if (pl.threaded) {
+      pthread_mutex_init (&pl.lock, NULL);
+      pthread_cond_init (&pl.cond, NULL);
+      r = run_threaded (&pl);
+      pthread_cond_destroy (&pl.cond);
+      pthread_mutex_destroy (&pl.lock);
+    } else
+      r = read_all (&pl);
+  }
+  free_ring (&pl);
+  return r == 0 ? 0 : -1;
+}
