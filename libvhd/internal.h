@@ -219,6 +219,10 @@ struct format_ops {
    * block boundary and asks again), or -1 after set_error (). */
   int64_t (*zero) (struct vhd_disk *d, uint64_t offset, uint64_t count,
                    unsigned flags);
+/* A zero flag of the library's own (beside VHD_ZERO_*): the range already
+ * reads as zeros (compact), so the disk's view does not change and its
+ * identity for children (a VHDX DataWriteGuid) stays. */
+#define ZERO_VIEW_UNCHANGED 0x80000000U
 
   /* Write a new, empty image into io (an empty byte source). */
   int (*create) (struct io *io, const struct create_params *p);

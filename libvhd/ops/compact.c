@@ -106,7 +106,8 @@ compact_block (struct compactor *c, uint64_t offset, uint64_t len)
   if (same)
     return d->ops->unmap (d, offset, d->block_size);
   if (zero && d->ops->zero)
-    return d->ops->zero (d, offset, span, VHD_ZERO_MAY_UNMAP) < 0 ? -1 : 0;
+    return d->ops->zero (d, offset, span,
+                         VHD_ZERO_MAY_UNMAP | ZERO_VIEW_UNCHANGED) < 0 ? -1 : 0;
   return 0;
 }
 

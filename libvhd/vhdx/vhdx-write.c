@@ -624,7 +624,8 @@ vhdx_zero (struct vhd_disk *d, uint64_t offset, uint64_t count,
     return 0;
   if (offset % bs)
     return 0;
-  if (batch_commit (d) == -1 || vhdx_begin_update (d, true) == -1)
+  if (batch_commit (d) == -1
+      || vhdx_begin_update (d, !(flags & ZERO_VIEW_UNCHANGED)) == -1)
     return -1;
   st = calloc (1, sizeof *st);
   if (st == NULL) {

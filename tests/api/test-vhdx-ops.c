@@ -827,6 +827,35 @@ Test (files, resize_grow_and_shrink, .timeout = 120)
 /* A differencing child committed into its VHDX parent: the child is
  * empty, the view unchanged, and the child records the parent's new
  * DataWriteGuid (it opens against it). */
+/* Compacting a differencing VHDX whose block of zeros hides parent data
+ * makes it a ZERO block: the view is the same, so its DataWriteGuid
+ * stays and its own children still open. */
+Test (files, compact_keeps_grandchildren_valid, .timeout = 120)
+{
+  uint8_t *view = malloc (8 * MiB);
+  struct vhd_disk *d = create_file ("base.vhdx", 8 * MiB, MiB, NULL), *c;
+  char before[40], after[40];
+
+  fill (d, view, 0, 8 * MiB, 1);
+  vhd_close (d);
+  c = create_file ("mid.vhdx", 0, MiB, "base.vhdx");
+  fill (c, view, 2 * MiB, MiB, 0);      /* zeros over the parent's data */
+  fill (c, view, 5 * MiB, MiB, 2);
+  uuid_to_string (c->link_id, before);
+  vhd_close (c);
+  c = create_file ("top.vhdx", 0, MiB, "mid.vhdx");
+  vhd_close (c);
+  c = vhd_open (path_of ("mid.vhdx"), 0);
+  cr_assert_not_null (c, "%s", vhd_get_error ());
+  cr_assert_eq (vhd_compact (c, NULL, NULL), 0, "%s", vhd_get_error ());
+  uuid_to_string (c->link_id, after);
+  expect_view (c, view, 8 * MiB, "mid after compact");
+  vhd_close (c);
+  cr_expect_str_eq (before, after, "compact kept the DataWriteGuid");
+  expect_file_view ("top.vhdx", view, 8 * MiB);
+  free (view);
+}
+
 Test (files, commit_into_a_vhdx_parent, .timeout = 120)
 {
   uint8_t *view = malloc (16 * MiB);
