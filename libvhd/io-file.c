@@ -160,25 +160,31 @@ file_punch_hole (struct io *io, uint64_t offset, uint64_t count)
   return 0;
 }
 
-/* SEEK_DATA/SEEK_HOLE; a file system without them is all data. */
+/* SEEK_DATA/SEEK_HOLE; a file system without them is all data.  The
+ * size is asked for only when it matters (ENXIO: a hole to the end, or
+ * past the end): NBD block status calls this for every read. */
 static int
 file_run_at (struct io *io, uint64_t offset, bool *data, uint64_t *length)
 {
   struct io_file *f = (struct io_file *) io;
-  int64_t size = file_get_size (io);
-  off_t next;
+  int64_t size;
+  off_t next = lseek (f->fd, (off_t) offset, SEEK_DATA);
 
-  if (size < 0)
-    return -1;
-  if ((uint64_t) size <= offset) {
-    set_error (EIO, "offset %" PRIu64 " past the end of file", offset);
-    return -1;
-  }
-  next = lseek (f->fd, (off_t) offset, SEEK_DATA);
-  if (next == -1 && errno == ENXIO) /* nothing but a hole to the end */
-    next = size;
-  if (next == -1) {
+  if (next == -1 && errno != ENXIO) { /* no SEEK_DATA here: all data */
+    if ((size = file_get_size (io)) < 0)
+      return -1;
+    if ((uint64_t) size <= offset)
+      goto past_end;
     *data = true;
+    *length = (uint64_t) size - offset;
+    return 0;
+  }
+  if (next == -1) { /* nothing but a hole to the end, or past it */
+    if ((size = file_get_size (io)) < 0)
+      return -1;
+    if ((uint64_t) size <= offset)
+      goto past_end;
+    *data = false;
     *length = (uint64_t) size - offset;
     return 0;
   }
@@ -188,9 +194,18 @@ file_run_at (struct io *io, uint64_t offset, bool *data, uint64_t *length)
     return 0;
   }
   next = lseek (f->fd, (off_t) offset, SEEK_HOLE);
+  if (next == -1) {
+    if ((size = file_get_size (io)) < 0)
+      return -1;
+    next = size;
+  }
   *data = true;
-  *length = (next == -1 ? (uint64_t) size : (uint64_t) next) - offset;
+  *length = (uint64_t) next - offset;
   return 0;
+
+past_end:
+  set_error (EIO, "offset %" PRIu64 " past the end of file", offset);
+  return -1;
 }
 
 static int64_t
