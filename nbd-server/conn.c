@@ -68,12 +68,33 @@ describe_peer (struct conn *c)
     snprintf (c->peer, sizeof c->peer, "client %s port %s", host, port);
 }
 
+/* TCP: no Nagle delay, replies are whole messages already.  Unix: a send
+ * buffer that takes a few large replies whole (with the default, about
+ * 200 KiB, the sender of a 1 MiB reply waits for the client several
+ * times); the kernel caps it at net.core.wmem_max.  TCP keeps its
+ * autotuning, which setting SO_SNDBUF would turn off. */
+static void
+tune_socket (struct conn *c)
+{
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  int one = 1, sndbuf = UNIX_SNDBUF;
+
+  if (getsockname (c->fd, (struct sockaddr *) &ss, &len) == -1)
+    return;
+  if (ss.ss_family == AF_UNIX)
+    setsockopt (c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  else
+    setsockopt (c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 static void
 conn_free (struct conn *c)
 {
   pthread_mutex_destroy (&c->send_lock);
   pthread_mutex_destroy (&c->lock);
   pthread_cond_destroy (&c->cond);
+  free (c->in);
   free (c);
 }
 
@@ -101,7 +122,11 @@ conn_thread (void *arg)
   set_timeout (c->fd, SO_SNDTIMEO, SEND_TIMEOUT);
   if (handshake (c) == 0) {
     set_timeout (c->fd, SO_RCVTIMEO, 0);
-    serve_requests (c);
+    c->in = malloc (IN_BUFFER);
+    if (c->in == NULL)
+      conn_error (c, "out of memory");
+    else
+      serve_requests (c);
   }
 
   /* Wait for the pool to answer what this client asked. */
@@ -123,7 +148,7 @@ conn_start (int fd)
   struct conn *c;
   pthread_attr_t attr;
   pthread_t tid;
-  int one = 1, err;
+  int err;
 
   pthread_mutex_lock (&conns_lock);
   if (stopping || n_conns >= MAX_CONNECTIONS) {
@@ -146,8 +171,8 @@ conn_start (int fd)
   pthread_mutex_init (&c->send_lock, NULL);
   pthread_mutex_init (&c->lock, NULL);
   pthread_cond_init (&c->cond, NULL);
-  setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   describe_peer (c);
+  tune_socket (c);
 
   pthread_mutex_lock (&conns_lock);
   c->next = conns;

@@ -2,6 +2,7 @@
  * shutdown.
  *
  *   vhd-nbd-server [-r] [-x NAME] (-k SOCKET | [-b ADDR] [-p PORT])
+ *                  [--aio=threads|native] [--cache=writeback|none]
  *                  [--export NAME=IMAGE]... [IMAGE]
  *
  * Every image is opened once, before listening, and its handle is shared
@@ -11,8 +12,9 @@
  * Signals: SIGINT and SIGTERM are blocked in every thread and read from a
  * signalfd by the accept loop, so no work happens in a signal handler.
  * Shutdown order: stop accepting; stop reading from clients; wait for
- * every connection to finish its in-flight requests; stop the workers;
- * flush and close the images; exit 0 (1 if a flush failed).
+ * every connection to finish its in-flight requests; stop the completion
+ * threads and the workers; flush and close the images; exit 0 (1 if a
+ * flush failed).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -25,6 +27,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "protocol.h"
@@ -41,6 +44,9 @@
 struct export *exports;
 size_t n_exports;
 bool readonly;
+bool aio_native;
+bool cache_none;
+static bool aio_threads;       /* --aio=threads given */
 
 /* ------------------------------------------------------------ messages */
 
@@ -73,6 +79,7 @@ usage (FILE *fp)
 {
   fprintf (fp,
 "Usage: %s [-r] [-x NAME] (-k SOCKET | [-b ADDR] [-p PORT])\n"
+"                      [--aio=threads|native] [--cache=writeback|none]\n"
 "                      [--export NAME=IMAGE]... [IMAGE]\n"
 "\n"
 "Serve VHD, VHDX and raw disk images (through their differencing chains)\n"
@@ -86,6 +93,10 @@ usage (FILE *fp)
 "  -k, --socket=SOCKET     listen on the Unix socket SOCKET\n"
 "  -b, --bind=ADDR         listen on TCP address ADDR (default: all)\n"
 "  -p, --port=PORT         TCP port (default %s)\n"
+"      --aio=threads|native  reads and writes by worker threads (default)\n"
+"                          or by Linux native AIO (libaio)\n"
+"      --cache=writeback|none  none: transfers bypass the host page cache\n"
+"                          (O_DIRECT); implies --aio=native\n"
 "  -h, --help              print this help and exit\n"
 "  -V, --version           print the version and exit\n",
            PROGRAM_NAME, DEFAULT_PORT);
@@ -184,6 +195,28 @@ describe_export (struct export *e)
     e->description = NULL;
 }
 
+/* Whether the chain's files store much less than their images allocate:
+ * qemu-img, for one, leaves the unwritten parts of the VHDX blocks it
+ * allocates as holes of the host file, and the first read of a hole page
+ * costs the kernel far more (a page to allocate and clear) than asking
+ * where the holes are. */
+static bool
+host_sparse (struct vhd_disk *disk)
+{
+  uint64_t allocated = 0, stored = 0;
+  struct vhd_disk *d;
+  struct stat st;
+
+  for (d = disk; d; d = vhd_get_parent (d)) {
+    int64_t a = vhd_get_allocated_bytes (d);
+    if (a < 0 || stat (vhd_get_filename (d), &st) == -1)
+      return false;
+    allocated += (uint64_t) a;
+    stored += (uint64_t) st.st_blocks * 512;
+  }
+  return stored < allocated / 8 * 7;
+}
+
 static uint16_t
 transmission_flags (void)
 {
@@ -227,6 +260,7 @@ open_export (size_t i)
   if (e->min_block > e->pref_block)
     e->pref_block = e->min_block;
   e->eflags = transmission_flags ();
+  e->host_sparse = host_sparse (e->disk);
   describe_export (e);
   if (e->description == NULL) {
     server_error ("out of memory");
@@ -260,6 +294,15 @@ close_exports (void)
   return ret;
 }
 
+static void
+stop_aio (void)
+{
+  size_t i;
+
+  for (i = 0; i < n_exports; i++)
+    aio_stop (&exports[i]);
+}
+
 /* ------------------------------------------------------------ options */
 
 struct options {
@@ -270,7 +313,7 @@ struct options {
   const char *image;
 };
 
-enum { OPT_EXPORT = 256 };
+enum { OPT_EXPORT = 256, OPT_AIO, OPT_CACHE };
 
 static const struct option long_options[] = {
   { "read-only", no_argument, NULL, 'r' },
@@ -279,6 +322,8 @@ static const struct option long_options[] = {
   { "socket", required_argument, NULL, 'k' },
   { "bind", required_argument, NULL, 'b' },
   { "port", required_argument, NULL, 'p' },
+  { "aio", required_argument, NULL, OPT_AIO },
+  { "cache", required_argument, NULL, OPT_CACHE },
   { "help", no_argument, NULL, 'h' },
   { "version", no_argument, NULL, 'V' },
   { NULL, 0, NULL, 0 },
@@ -321,6 +366,17 @@ parse_options (int argc, char *argv[], struct options *o)
     case 'b': o->bind_addr = optarg; break;
     case 'p': parse_port (optarg); o->port = optarg; break;
     case OPT_EXPORT: add_export_option (optarg); break;
+    case OPT_AIO:
+      aio_native = strcmp (optarg, "native") == 0;
+      aio_threads = strcmp (optarg, "threads") == 0;
+      if (!aio_native && !aio_threads)
+        usage_error ("--aio must be threads or native, not '%s'", optarg);
+      break;
+    case OPT_CACHE:
+      cache_none = strcmp (optarg, "none") == 0;
+      if (!cache_none && strcmp (optarg, "writeback") != 0)
+        usage_error ("--cache must be writeback or none, not '%s'", optarg);
+      break;
     case 'h': usage (stdout); exit (EXIT_SUCCESS);
     case 'V':
       printf ("%s %s\nlibvhd %s\n", PROGRAM_NAME, TOOL_VERSION,
@@ -344,6 +400,10 @@ parse_options (int argc, char *argv[], struct options *o)
     usage_error ("no image to serve");
   if (o->socket_path && (o->bind_addr || o->port))
     usage_error ("-k cannot be combined with -b or -p");
+  if (cache_none && aio_threads)
+    usage_error ("--cache=none needs --aio=native");
+  if (cache_none)
+    aio_native = true;
 }
 
 /* ------------------------------------------------------------ serving */
@@ -448,8 +508,15 @@ main (int argc, char *argv[])
       close_exports ();
       return EXIT_FAILURE;
     }
+  for (e = 0; e < n_exports && aio_native; e++)
+    if (aio_start (&exports[e]) == -1) {
+      stop_aio ();
+      close_exports ();
+      return EXIT_FAILURE;
+    }
   n_listen = start_listening (&o, lfds);
   if (n_listen < 0 || pool_start (worker_count ()) == -1) {
+    stop_aio ();
     close_exports ();
     return EXIT_FAILURE;
   }
@@ -463,6 +530,7 @@ main (int argc, char *argv[])
     unlink (o.socket_path);
   conn_shutdown_all ();
   conn_wait_all ();
+  stop_aio ();
   pool_stop ();
   if (close_exports () == -1)
     status = EXIT_FAILURE;

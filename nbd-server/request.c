@@ -1,23 +1,28 @@
 /* request.c: the transmission phase (proto.md "Transmission").
  *
  * serve_requests () is the connection's reader: it reads each request
- * header (and a write's payload), checks it with validate_request (), and
- * either answers the error itself or hands the request to the worker pool,
- * keeping at most MAX_INFLIGHT requests and MAX_INFLIGHT_BYTES of buffers
- * of this client in flight.  It
- * stops at NBD_CMD_DISC, end of file, a bad magic number, a write payload
- * over MAX_REQUEST_SIZE (which cannot be skipped safely), or when the
- * server is stopping.
+ * header (and a write's payload) through the connection's read-ahead
+ * buffer, checks it with validate_request (), and keeps at most
+ * MAX_INFLIGHT requests and MAX_INFLIGHT_BYTES of buffers of this client
+ * in flight.  It answers invalid requests itself, plans reads (below) and
+ * answers those that are holes only, runs a request itself when nothing
+ * else of the client is in flight or waiting (run_inline), and hands the
+ * rest to the worker pool, or with --aio=native reads and writes to
+ * aio.c.  It stops at NBD_CMD_DISC, end of file, a bad magic number, a
+ * write payload over MAX_REQUEST_SIZE (which cannot be skipped safely), or
+ * when the server is stopping.
  *
- * dispatch_request () runs in a worker: one handler per command, each
+ * dispatch_request () runs a request: one handler per command, each
  * calling the library on the export's shared handle and sending the whole
  * reply.  Library errors become NBD errors in reply.c (nbd_error).
  *
  * Reads with structured replies are sparse: the allocation map of the
- * range is looked up first, ranges that read as zeros (at least
- * PREFERRED_BLOCK long) go out as NBD_REPLY_TYPE_OFFSET_HOLE chunks and
- * only the rest is read.  Everything is read before the first chunk is
- * sent, so an error is always reported alone, never after content.
+ * range is looked up first (in the reader), ranges that read as zeros (at
+ * least PREFERRED_BLOCK long) go out as NBD_REPLY_TYPE_OFFSET_HOLE chunks
+ * and only the rest is read.  Everything is read before the first chunk
+ * is sent, so an error is always reported alone, never after content.
+ * A write that completed before a read was sent is in its plan: the plan
+ * is made after the read arrives.
  */
 #include <endian.h>
 #include <errno.h>
@@ -29,15 +34,29 @@
 #include "protocol.h"
 #include "server.h"
 
-#define MAX_READ_SEGMENTS   64   /* content chunks in one read reply */
 #define MAX_EXTENTS         1024 /* descriptors per context per reply */
 #define CACHE_CHUNK         (1U << 20)
+
+static void free_buffer (void *p, size_t size);
 
 void
 free_request (struct request *r)
 {
-  free (r->data);
+  free_buffer (r->data, r->count);
+  free (r->plan);
   free (r);
+}
+
+/* A request has been answered (or dropped): free it and give its room
+ * back to its connection. */
+void
+finish_request (struct request *r)
+{
+  struct conn *c = r->conn;
+  uint32_t cost = r->cost;
+
+  free_request (r);
+  conn_release (c, cost);
 }
 
 /* ------------------------------------------------------------ validation */
@@ -204,28 +223,17 @@ handle_cache (struct conn *c, struct request *r)
 
 /* A read reply without structured replies: header then all the data. */
 static int
-send_simple_read (struct conn *c, const struct request *r, void *buf)
+send_simple_read (struct conn *c, const struct request *r)
 {
   struct nbd_simple_reply reply = {
     .magic = htobe32 (NBD_SIMPLE_REPLY_MAGIC),
     .error = 0,
     .cookie = r->cookie,
   };
-  struct iovec iov[] = { { &reply, sizeof reply }, { buf, r->count } };
+  struct iovec iov[] = { { &reply, sizeof reply }, { r->data, r->count } };
 
   return send_iov (c, iov, 2);
 }
-
-/* The ranges of one read: data to read and send, or holes. */
-struct read_plan {
-  uint64_t start;
-  size_t n;
-  struct segment {
-    uint64_t offset;
-    uint32_t length;
-    bool hole;
-  } seg[MAX_READ_SEGMENTS];
-};
 
 static void
 plan_add (struct read_plan *p, uint64_t offset, uint32_t length, bool hole)
@@ -260,15 +268,18 @@ plan_extent (void *opaque, uint64_t offset, uint64_t length, unsigned state,
 static void
 make_read_plan (struct conn *c, const struct request *r, struct read_plan *p)
 {
-  struct read_plan raw = { .start = r->offset };
+  struct read_plan raw = { .n = 0 };
   uint64_t end = r->offset, stop = r->offset + r->count;
+  unsigned flags = 0;
   size_t i;
 
-  p->start = r->offset;
   p->n = 0;
-  /* Asking the host file for holes costs system calls: worth it only
-   * where whole chunks of data may be left unread. */
-  unsigned flags = r->count >= HOST_HOLES_MIN_READ ? VHD_STATUS_HOST_HOLES : 0;
+  /* Asking the host file for holes costs a system call or two: worth it
+   * where whole chunks of data may be left unread, and wherever the
+   * images' blocks are mostly host holes (a first read of a hole page
+   * costs the kernel far more than the question). */
+  if (r->count >= HOST_HOLES_MIN_READ || c->exp->host_sparse)
+    flags |= VHD_STATUS_HOST_HOLES;
   if (vhd_block_status_ex (c->exp->disk, r->offset, r->count, flags,
                            plan_extent, &raw) == -1)
     raw.n = 0;                  /* no map: read it all */
@@ -281,6 +292,125 @@ make_read_plan (struct conn *c, const struct request *r, struct read_plan *p)
   }
   if (end < stop)
     plan_add (p, end, (uint32_t) (stop - end), false);
+}
+
+/* Memory for reads' data and writes' payloads.  Large buffers come and
+ * go with every request, often allocated by one thread and freed by
+ * another, and glibc then gives them back to the kernel and faults them
+ * in again (28 page faults and half the server's CPU time per 1 MiB
+ * read, measured): up to BUFFER_CACHE bytes of freed ones wait here, one
+ * list per power of two, for the next request of their size.  Every
+ * cached buffer is page aligned, as O_DIRECT transfers need (and so is
+ * every buffer with --cache=none). */
+#define BUFFER_MIN_CACHED (64U << 10)
+#define BUFFER_CACHE      (8U << 20)
+#define BUFFER_CLASSES    16    /* 64 KiB .. 2 GiB */
+
+struct free_buffer { struct free_buffer *next; };
+static pthread_mutex_t buffers_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct free_buffer *buffers[BUFFER_CLASSES];
+static size_t buffers_bytes;
+
+/* The size class of a buffer of size bytes (-1: not cached), and the
+ * bytes a buffer of that class holds. */
+static int
+buffer_class (size_t size, size_t *bytes)
+{
+  int c = 0;
+
+  *bytes = BUFFER_MIN_CACHED;
+  if (size < BUFFER_MIN_CACHED / 2 || size > MAX_REQUEST_SIZE) {
+    *bytes = size ? size : 1;
+    return -1;
+  }
+  while (*bytes < size)
+    *bytes <<= 1, c++;
+  return c;
+}
+
+static void *
+alloc_buffer (size_t size)
+{
+  size_t bytes;
+  int c = buffer_class (size, &bytes);
+  void *p = NULL;
+
+  if (c >= 0) {
+    pthread_mutex_lock (&buffers_lock);
+    if (buffers[c]) {
+      p = buffers[c];
+      buffers[c] = buffers[c]->next;
+      buffers_bytes -= bytes;
+    }
+    pthread_mutex_unlock (&buffers_lock);
+    if (p)
+      return p;
+  }
+  if (c < 0 && !cache_none)
+    return malloc (bytes);
+  if (posix_memalign (&p, 4096, bytes))
+    return NULL;
+  return p;
+}
+
+static void
+free_buffer (void *p, size_t size)
+{
+  size_t bytes;
+  int c = buffer_class (size, &bytes);
+
+  if (p == NULL)
+    return;
+  if (c >= 0) {
+    pthread_mutex_lock (&buffers_lock);
+    if (buffers_bytes + bytes <= BUFFER_CACHE) {
+      struct free_buffer *b = p;
+      b->next = buffers[c];
+      buffers[c] = b;
+      buffers_bytes += bytes;
+      p = NULL;
+    }
+    pthread_mutex_unlock (&buffers_lock);
+  }
+  free (p);
+}
+
+static bool
+plan_has_data (const struct read_plan *p)
+{
+  size_t i;
+
+  for (i = 0; i < p->n; i++)
+    if (!p->seg[i].hole)
+      return true;
+  return false;
+}
+
+/* Plan a read: its data and hole segments.  0, or -1 when out of
+ * memory. */
+static int
+prepare_read (struct conn *c, struct request *r)
+{
+  r->plan = malloc (sizeof *r->plan);
+  if (r->plan == NULL)
+    return -1;
+  if (!c->structured || (r->flags & NBD_CMD_FLAG_DF)) {
+    r->plan->n = 1;
+    r->plan->seg[0] = (struct segment) { r->offset, r->count, false };
+  }
+  else
+    make_read_plan (c, r, r->plan);
+  return 0;
+}
+
+/* The buffer of a planned read, allocated only when it is about to run
+ * (a queued request holds no memory).  0, or -1 when out of memory. */
+int
+read_buffer (struct request *r)
+{
+  if (r->data == NULL && plan_has_data (r->plan))
+    r->data = alloc_buffer (r->count);
+  return r->data || !plan_has_data (r->plan) ? 0 : -1;
 }
 
 static void
@@ -301,16 +431,17 @@ put_chunk_header (uint8_t *h, const struct request *r, uint16_t type,
 /* Send the plan as content chunks: OFFSET_DATA (header, offset, data) and
  * OFFSET_HOLE (header, offset, length), the last one flagged DONE. */
 static int
-send_read_chunks (struct conn *c, const struct request *r,
-                  const struct read_plan *p, uint8_t *buf)
+send_read_chunks (struct conn *c, const struct request *r)
 {
   enum {
     HDR = sizeof (struct nbd_structured_reply),
     DATA = sizeof (struct nbd_structured_reply_offset_data),
     HOLE = sizeof (struct nbd_structured_reply_offset_hole),
   };
+  const struct read_plan *p = r->plan;
   uint8_t hdrs[MAX_READ_SEGMENTS][HDR + HOLE];
   struct iovec iov[2 * MAX_READ_SEGMENTS];
+  uint8_t *buf = r->data;
   int n = 0;
   size_t i;
 
@@ -332,44 +463,37 @@ send_read_chunks (struct conn *c, const struct request *r,
                         DATA + s->length);
       memcpy (hdrs[i] + HDR, &hole.offset, DATA);
       iov[n++] = (struct iovec) { hdrs[i], HDR + DATA };
-      iov[n++] = (struct iovec) { buf + (s->offset - p->start), s->length };
+      iov[n++] = (struct iovec) { buf + (s->offset - r->offset), s->length };
     }
   }
   return send_iov (c, iov, n);
 }
 
+/* The reply to a planned read whose data is in r->data. */
+int
+send_read_reply (struct conn *c, const struct request *r)
+{
+  if (c->structured)
+    return send_read_chunks (c, r);
+  return send_simple_read (c, r);
+}
+
 static int
 handle_read (struct conn *c, struct request *r)
 {
-  struct read_plan plan;
-  uint8_t *buf = malloc (r->count);
   size_t i;
-  int ret;
 
-  if (buf == NULL)
+  if ((r->plan == NULL && prepare_read (c, r) == -1)
+      || read_buffer (r) == -1)
     return send_error_reply (c, r, NBD_ENOMEM, "out of memory");
-  if (!c->structured || (r->flags & NBD_CMD_FLAG_DF)) {
-    plan.start = r->offset;
-    plan.n = 1;
-    plan.seg[0] = (struct segment) { r->offset, r->count, false };
-  }
-  else
-    make_read_plan (c, r, &plan);
-
-  for (i = 0; i < plan.n; i++) {
-    const struct segment *s = &plan.seg[i];
-    if (!s->hole && vhd_pread (c->exp->disk, buf + (s->offset - plan.start),
-                               s->length, s->offset) == -1) {
-      free (buf);
+  for (i = 0; i < r->plan->n; i++) {
+    const struct segment *s = &r->plan->seg[i];
+    if (!s->hole
+        && vhd_pread (c->exp->disk, (uint8_t *) r->data
+                      + (s->offset - r->offset), s->length, s->offset) == -1)
       return reply_lib_error (c, r);
-    }
   }
-  if (c->structured)
-    ret = send_read_chunks (c, r, &plan, buf);
-  else
-    ret = send_simple_read (c, r, buf);
-  free (buf);
-  return ret;
+  return send_read_reply (c, r);
 }
 
 /* Block status: one walk of the allocation map, two context views. */
@@ -509,7 +633,7 @@ read_request (struct conn *c)
   struct nbd_request req;
   struct request *r;
 
-  if (recv_all (c->fd, &req, sizeof req)) {
+  if (conn_recv (c, &req, sizeof req)) {
     if (errno != 0 && errno != ECONNRESET && !server_stopping ())
       conn_error (c, "reading request: %m");
     return NULL;
@@ -551,31 +675,71 @@ read_payload (struct conn *c, struct request *r)
                 r->count, MAX_REQUEST_SIZE);
     return -1;
   }
-  r->data = malloc (r->count ? r->count : 1);
+  r->data = alloc_buffer (r->count);
   if (r->data == NULL) {
     conn_error (c, "out of memory");
     return -1;
   }
-  return recv_all (c->fd, r->data, r->count);
+  return conn_recv (c, r->data, r->count);
 }
 
-/* Answer an invalid request here, or hand a valid one to the pool.  The
- * request is consumed either way; -1 when the connection is dead. */
+/* Whether the reader should run r itself: when nothing else of this
+ * client is in flight or waiting in the socket, nothing waits behind it,
+ * and handing it to a worker would only add a wake-up on each side (a
+ * client at queue depth 1 sees that as latency).  Flushes, FUA requests
+ * and large transfers still go to the pool, so that a request the client
+ * sends meanwhile is read at once. */
+static bool
+run_inline (struct conn *c, const struct request *r)
+{
+  bool alone;
+
+  if (r->type == NBD_CMD_FLUSH || r->type == NBD_CMD_CACHE
+      || (r->flags & NBD_CMD_FLAG_FUA)
+      || (r->type != NBD_CMD_BLOCK_STATUS && r->count > INLINE_MAX))
+    return false;
+  pthread_mutex_lock (&c->lock);
+  alone = c->inflight == 1;     /* r itself */
+  pthread_mutex_unlock (&c->lock);
+  return alone && !conn_input_waiting (c);
+}
+
+/* Answer an invalid request here, or run a valid one (here, in the pool
+ * or through aio.c).  The request is consumed either way; -1 when the
+ * connection is dead. */
 static int
 answer_or_submit (struct conn *c, struct request *r)
 {
   const char *msg = NULL;
   uint32_t error = validate_request (c, r, &msg);
-  int ret;
+  int ret = 0;
 
-  if (error == 0) {
-    pool_submit (r);
-    return 0;
+  if (error) {
+    ret = send_error_reply (c, r, error, msg);
+    finish_request (r);
+    return ret;
   }
-  ret = send_error_reply (c, r, error, msg);
-  conn_release (c, r->cost);
-  free_request (r);
-  return ret;
+  if (r->type == NBD_CMD_READ) {
+    if (prepare_read (c, r) == -1) {
+      ret = send_error_reply (c, r, NBD_ENOMEM, "out of memory");
+      finish_request (r);
+      return ret;
+    }
+    if (!plan_has_data (r->plan)) {     /* no I/O: answer it now */
+      ret = send_read_reply (c, r);
+      finish_request (r);
+      return ret;
+    }
+  }
+  if (c->exp->aio && aio_submit (r))
+    return 0;
+  if (run_inline (c, r)) {
+    dispatch_request (r);
+    finish_request (r);
+    return 0;                   /* a failed send shut the socket down */
+  }
+  pool_submit (r);
+  return 0;
 }
 
 void
@@ -595,8 +759,7 @@ serve_requests (struct conn *c)
     r->cost = request_cost (r);
     conn_reserve (c, r->cost);
     if (r->type == NBD_CMD_WRITE && read_payload (c, r) == -1) {
-      conn_release (c, r->cost);
-      free_request (r);
+      finish_request (r);
       return;
     }
     if (answer_or_submit (c, r) == -1)

@@ -9,15 +9,20 @@
  *   request.c    transmission: read, validate_request, dispatch_request
  *   reply.c      sending replies, errno -> NBD error mapping
  *   pool.c       the worker threads that run requests
+ *   aio.c        --aio=native: requests through vhd_aio_*, one completion
+ *                thread per image
  *
  * Threads.  The main thread accepts connections and waits for signals
  * (signalfd).  Each connection has one thread that negotiates and then
- * reads requests; it hands each valid request to the shared worker pool
- * and answers invalid ones itself.  Workers run requests against the
- * export's vhd_disk handle (one handle per export, shared by every
- * connection, which is what makes NBD_FLAG_CAN_MULTI_CONN honest) and
- * write the reply under the connection's send_lock, so replies go out
- * whole but in any order.
+ * reads requests.  It answers invalid ones itself, and runs a valid one
+ * itself too when nothing else of its client is in flight or waiting
+ * (the queue-depth-1 case, where a hand-off costs two wake-ups) or when
+ * it needs no I/O (a read of holes only); everything else goes to the
+ * shared worker pool (or, with --aio=native, to the kernel).  Requests
+ * run against the export's vhd_disk handle (one handle per image, shared
+ * by every connection, which is what makes NBD_FLAG_CAN_MULTI_CONN
+ * honest), and each reply is written whole under the connection's
+ * send_lock, so replies go out whole but in any order.
  */
 #ifndef VHD_NBD_SERVER_H
 #define VHD_NBD_SERVER_H
@@ -44,6 +49,9 @@
 #define MAX_CONNECTIONS    512U
 #define HANDSHAKE_TIMEOUT  60          /* seconds for each handshake read */
 #define SEND_TIMEOUT       60          /* seconds a reply may be blocked */
+#define IN_BUFFER          (64U << 10) /* requests read ahead per recv */
+#define UNIX_SNDBUF        (4 << 20)   /* send buffer of Unix sockets */
+#define INLINE_MAX         (256U << 10) /* largest request run by the reader */
 
 /* Metadata context IDs given out by NBD_OPT_SET_META_CONTEXT. */
 #define META_BASE_ALLOCATION   1U
@@ -60,16 +68,29 @@ struct export {
   uint32_t pref_block;
   unsigned chain_len;          /* files in the chain, this one included */
   char *description;
+  /* The chain's files hold much less than the data the images allocate:
+   * allocated blocks are mostly unwritten holes of the host files, which
+   * every read should look for (VHD_STATUS_HOST_HOLES) rather than read
+   * them (main.c, host_sparse). */
+  bool host_sparse;
+  struct aio_export *aio;      /* --aio=native (aio.c), or NULL */
 };
 
 extern struct export *exports;
 extern size_t n_exports;
 extern bool readonly;
+extern bool aio_native;        /* --aio=native */
+extern bool cache_none;        /* --cache=none: O_DIRECT transfers */
 
 /* A client connection. */
 struct conn {
   int fd;
   char peer[64];               /* for messages */
+
+  /* Transmission input read ahead by the reader (conn_recv): bytes
+   * in_pos..in_len of in are received and not yet consumed. */
+  uint8_t *in;
+  size_t in_pos, in_len;
 
   /* Set by the handshake, constant during transmission. */
   const struct export *exp;
@@ -93,6 +114,18 @@ struct conn {
   struct conn *prev, *next;    /* the server's list (conn.c) */
 };
 
+/* The ranges of one read, in order: data to read and send, or holes
+ * (sent as NBD_REPLY_TYPE_OFFSET_HOLE). */
+#define MAX_READ_SEGMENTS 64
+struct read_plan {
+  size_t n;
+  struct segment {
+    uint64_t offset;
+    uint32_t length;
+    bool hole;
+  } seg[MAX_READ_SEGMENTS];
+};
+
 /* A request between the reader and a worker. */
 struct request {
   struct conn *conn;
@@ -100,8 +133,12 @@ struct request {
   uint64_t cookie, offset;
   uint32_t count;
   uint32_t cost;               /* bytes reserved by conn_reserve */
-  void *data;                  /* NBD_CMD_WRITE payload (malloc'd) */
+  void *data;                  /* WRITE payload, READ buffer (page aligned) */
+  struct read_plan *plan;      /* READ: data and hole ranges (request.c) */
   struct request *next;        /* pool queue */
+  /* --aio=native (aio.c): transfers not yet completed, first error. */
+  unsigned aio_pending;
+  int aio_error;
 };
 
 /* main.c */
@@ -132,9 +169,14 @@ extern uint16_t export_eflags (const struct conn *c);
 extern void serve_requests (struct conn *c);
 extern void dispatch_request (struct request *r);
 extern void free_request (struct request *r);
+extern void finish_request (struct request *r);
+extern int send_read_reply (struct conn *c, const struct request *r);
+extern int read_buffer (struct request *r);
 
 /* reply.c */
 extern int recv_all (int fd, void *buf, size_t len);
+extern int conn_recv (struct conn *c, void *buf, size_t len);
+extern bool conn_input_waiting (struct conn *c);
 extern int send_iov (struct conn *c, struct iovec *iov, int iovcnt);
 extern int send_simple_reply (struct conn *c, uint64_t cookie,
                               uint32_t error);
@@ -147,5 +189,10 @@ extern int reply_lib_error (struct conn *c, const struct request *r);
 extern int pool_start (unsigned n_threads);
 extern void pool_submit (struct request *r);
 extern void pool_stop (void);
+
+/* aio.c */
+extern int aio_start (struct export *e);
+extern void aio_stop (struct export *e);
+extern bool aio_submit (struct request *r);
 
 #endif /* VHD_NBD_SERVER_H */

@@ -22,6 +22,8 @@
 #   BENCH_RUNS [3]        runs per row (medians over them)
 #   BENCH_ONLY [all]      convert, nbd or fuse (comma/space separated list)
 #   QUICK=1               shorter fio runs (passed to peerbench)
+#   BENCH_NBD_DIRECT=1    nbd also: vhd-nbd-server --cache=none vs qemu-nbd
+#                         --cache=none --aio=native on vhdx
 #   BENCH_DATA            data directory [${TMPDIR:-/var/tmp}/libvhd-bench.UID.HASH]
 #                         (~3.3 GiB allocated: 4 GiB sparse raw + vhd + vhdx + work files)
 #   PEERBENCH             path of peerbench.sh [../shared/bench/peerbench.sh]
@@ -144,6 +146,17 @@ if want nbd; then
     have qemu-nbd && pb nbd qemu-nbd-vhd vhd 'qemu-nbd -f vpc -t -e 8 -k {SOCKET} {FILE}'
     pb nbd vhd-nbd-server-vhd vhd "$ours_nbd"
   done
+  # BENCH_NBD_DIRECT=1: also both servers past the page cache (O_DIRECT,
+  # Linux native AIO) on vhdx.
+  if [ -n "${BENCH_NBD_DIRECT:-}" ]; then
+    pair "NBD vhdx O_DIRECT" vhd-nbd-server-vhdx-direct qemu-nbd-vhdx-native '' \
+         '--cache=none (--aio=native) on both sides'
+    for i in $(seq "$RUNS"); do
+      say "NBD vhdx O_DIRECT run $i/$RUNS"
+      have qemu-nbd && pb nbd qemu-nbd-vhdx-native vhdx 'qemu-nbd -f vhdx -t -e 8 --cache=none --aio=native -k {SOCKET} {FILE}'
+      pb nbd vhd-nbd-server-vhdx-direct vhdx "$NBDSRV --cache=none -k {SOCKET} {FILE}"
+    done
+  fi
 fi
 
 if want fuse; then
@@ -168,7 +181,7 @@ echo
 echo "bench: raw rows in ${RES#$ROOT/}, table in ${TABLE#$ROOT/}, log in ${B#$ROOT/}/bench/bench.log"
 
 # Our failures make the run fail (peer failures are only in the table).
-ours_re='^[^#	]*	(vhdtool|vhd-nbd-server-[a-z]*|vhdfuse-[a-z]*)	'
+ours_re='^[^#	]*	(vhdtool|vhd-nbd-server-[a-z-]*|vhdfuse-[a-z]*)	'
 bad=$(grep -E "$ours_re" "$OUT" | grep -E 'verify=(FAIL|rc[1-9])|server failed|mount failed|fio failed|nbdcopy rc=' || true)
 if [ -n "$bad" ]; then
   echo "bench: FAILED rows of our tools (logs in $DATA/logs):" >&2
