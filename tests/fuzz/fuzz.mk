@@ -9,8 +9,8 @@
 #   make fuzz-seeds      (re)generate the seeds into $(B)/fuzz-seeds/
 #
 # The library is compiled again with clang and the sanitizers into
-# $(FUZZ_B)/obj/.  Overrides: FUZZ_CC, FUZZ_B, FUZZ_SECONDS.  `make -j4
-# check-fuzz` runs the four fuzzers side by side.
+# $(FUZZ_B)/obj/.  Overrides: FUZZ_CC, FUZZ_B, FUZZ_SECONDS.  `make -j5
+# check-fuzz` runs the five fuzzers side by side.
 
 FUZZ_CC      ?= clang
 FUZZ_B       ?= build-fuzz
@@ -18,7 +18,7 @@ FUZZ_SECONDS ?= 45
 FUZZ_SEEDS   := $(B)/fuzz-seeds
 
 FUZZ_TARGETS := fuzz-vhd-footer fuzz-vhdx-structures fuzz-open-read \
-                fuzz-open-write
+                fuzz-open-write fuzz-nbd-server
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_B)/%)
 # Largest input per target: a footer and header plus locator data; the
 # biggest VHDX structure (a 64 KiB table plus items, or a log); an image
@@ -27,6 +27,9 @@ FUZZ_MAXLEN_fuzz-vhd-footer      := 16384
 FUZZ_MAXLEN_fuzz-vhdx-structures := 262144
 FUZZ_MAXLEN_fuzz-open-read       := 1048576
 FUZZ_MAXLEN_fuzz-open-write      := 1048576
+# A client's byte stream: a handshake of a few options and some requests
+# (write payloads included); more only repeats the same code.
+FUZZ_MAXLEN_fuzz-nbd-server      := 65536
 
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
@@ -34,6 +37,11 @@ FUZZ_CFLAGS  := -std=gnu11 -pthread -g -O1 $(FUZZ_SAN) $(WARN) \
                 -Wno-unknown-warning-option
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_B)/obj/%.o)
 FUZZ_HEADERS := tests/fuzz/fuzz-common.h
+# fuzz-nbd-server links the server's parts (not main.c, which it
+# replaces); the other targets link the library only.
+FUZZ_NBD_OBJS := $(patsubst %.c,$(FUZZ_B)/obj/%.o,\
+                   $(filter-out nbd-server/main.c,$(wildcard nbd-server/*.c)))
+FUZZ_EXTRA_OBJS_fuzz-nbd-server := $(FUZZ_NBD_OBJS)
 
 .PHONY: fuzz check-fuzz check-crashers fuzz-seeds clean-fuzz \
         $(FUZZ_TARGETS:%=fuzz-run-%)
@@ -45,9 +53,16 @@ $(FUZZ_B)/obj/libvhd/%.o: libvhd/%.c
 	$(FUZZ_CC) $(ALL_CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link \
 	  -DVHD_NO_ATTRIBUTES $(DEPFLAGS) -c -o $@ $<
 
+$(FUZZ_B)/obj/nbd-server/%.o: nbd-server/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(ALL_CPPFLAGS) $(FUZZ_CFLAGS) \
+	  -fsanitize=fuzzer-no-link $(DEPFLAGS) -c -o $@ $<
+
+$(FUZZ_B)/fuzz-nbd-server: $(FUZZ_NBD_OBJS)
+
 $(FUZZ_BINS): $(FUZZ_B)/%: tests/fuzz/%.c $(FUZZ_HEADERS) $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(ALL_CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer \
-	  $(DEPFLAGS) -o $@ $< $(FUZZ_LIB_OBJS) $(LIBS)
+	  $(DEPFLAGS) -o $@ $< $(FUZZ_EXTRA_OBJS_$*) $(FUZZ_LIB_OBJS) $(LIBS)
 
 # Seeds: small images made by vhdtool, qemu-img and seed-tool.
 $(FUZZ_B)/seed-tool: tests/fuzz/seed-tool.c $(B)/libvhd.a
@@ -80,4 +95,4 @@ clean-fuzz:
 	rm -rf $(FUZZ_B) $(FUZZ_SEEDS)
 clean: clean-fuzz
 
--include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_BINS:=.d)
+-include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_NBD_OBJS:.o=.d) $(FUZZ_BINS:=.d)

@@ -15,13 +15,15 @@
 #   OUTDIR/fuzz-vhdx-structures/  headers, region table, metadata,
 #       parent locator, log and BAT of each VHDX, each behind its
 #       selector byte (see fuzz-vhdx-structures.c)
+#   OUTDIR/fuzz-nbd-server/       client byte streams (a control byte,
+#       then handshake options and requests; see fuzz-nbd-server.c)
 set -eu
 
 out=$1 vhdtool=$2 seedtool=$3
 work=$out/images
 rm -rf "$out"
 mkdir -p "$work" "$out/fuzz-open-read" "$out/fuzz-open-write" \
-  "$out/fuzz-vhd-footer" "$out/fuzz-vhdx-structures"
+  "$out/fuzz-vhd-footer" "$out/fuzz-vhdx-structures" "$out/fuzz-nbd-server"
 
 have () { command -v "$1" >/dev/null 2>&1; }
 
@@ -126,8 +128,52 @@ for f in "$work"/*.vhdx; do
   "$seedtool" extract-vhdx "$f" \
     "$out/fuzz-vhdx-structures/$(basename "$f" .vhdx)"
 done
+
+# --- NBD client streams ----------------------------------------------------
+# Big-endian integers and the protocol's pieces, as bytes on stdout.
+byte () { printf "\\$(printf %03o "$1")"; }
+be16 () { byte $(($1 >> 8 & 255)); byte $(($1 & 255)); }
+be32 () { be16 $(($1 >> 16 & 65535)); be16 $(($1 & 65535)); }
+be64 () { be32 $(($1 >> 32 & 4294967295)); be32 $(($1 & 4294967295)); }
+# opt OPTION then the data's length and the data on stdin
+opt () { printf IHAVEOPT; be32 "$1"; be32 "$2"; }
+go () { opt 7 8; be32 0; be16 1; be16 3; }        # "" + NBD_INFO_BLOCK_SIZE
+structured () { opt 8 0; }
+meta () {                                         # SET (10) or LIST (9)
+  opt "$1" $((4 + 4 + 4 + ${#2})); be32 0; be32 1; be32 ${#2}; printf %s "$2"
+}
+# req TYPE FLAGS OFFSET COUNT
+req () { be32 627086611; be16 "$2"; be16 "$1"; be64 7; be64 "$3"; be32 "$4"; }
+payload () { head -c "$1" /dev/zero | tr '\000' "$2"; }
+requests () {
+  req 1 0 4096 512; payload 512 x                 # WRITE
+  req 1 1 0 1024; payload 1024 y                  # WRITE, FUA
+  req 0 0 0 8192                                  # READ
+  req 0 4 0 65536                                 # READ, DF
+  req 7 0 0 1048576                               # BLOCK_STATUS
+  req 7 8 4096 8192                               # BLOCK_STATUS, REQ_ONE
+  req 6 0 8192 4096                               # WRITE_ZEROES
+  req 6 16 0 524288                               # WRITE_ZEROES, FAST_ZERO
+  req 4 0 524288 524288                           # TRIM
+  req 5 0 0 4096                                  # CACHE
+  req 3 0 0 0                                     # FLUSH
+  req 0 0 1048064 1024                            # READ past the end
+  req 2 0 0 0                                     # DISC
+}
+n=$out/fuzz-nbd-server
+{ byte 0; be32 3; go; requests; } >"$n/go-simple"
+{ byte 0; be32 3; structured; meta 10 base:allocation; go; requests; } \
+  >"$n/go-structured-meta"
+{ byte 0; be32 1; structured; meta 10 qemu:allocation-depth; go; requests; } \
+  >"$n/go-depth-zeroes"
+{ byte 1; be32 3; structured; go; requests; } >"$n/readonly"
+{ byte 0; be32 3; opt 3 0; meta 9 base:; opt 6 8; be32 0; be16 1; be16 0
+  opt 99 0; opt 2 0; } >"$n/list-info-unknown-abort"
+{ byte 0; be32 0; opt 1 0; requests; } >"$n/oldstyle-export-name"
+
 rm -rf "$work"
-for t in fuzz-open-read fuzz-vhd-footer fuzz-vhdx-structures; do
+for t in fuzz-open-read fuzz-vhd-footer fuzz-vhdx-structures \
+         fuzz-nbd-server; do
   echo "make-seeds: $t: $(ls "$out/$t" | wc -l) seeds," \
     "$(du -sk "$out/$t" | cut -f1) KiB"
 done
