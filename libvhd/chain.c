@@ -195,9 +195,11 @@ chain_pwrite (struct vhd_disk *d, const void *buf, size_t count,
 {
   int r = write_units (d, buf, count, offset);
 
-  /* After a failure the driver decides again whether the image may take
-   * writes (it refuses them when its metadata is in doubt). */
-  d->writes_in_place = r == 0;
+  /* Only a write that reached the driver prepared the file; after a
+   * failure the driver decides again whether the image may take writes
+   * (it refuses them when its metadata is in doubt). */
+  if (count > 0)
+    d->writes_in_place = r == 0;
   return r;
 }
 

@@ -827,6 +827,35 @@ Test (files, resize_grow_and_shrink, .timeout = 120)
 /* A differencing child committed into its VHDX parent: the child is
  * empty, the view unchanged, and the child records the parent's new
  * DataWriteGuid (it opens against it). */
+/* The first data change renews the DataWriteGuid, also when it is an
+ * overwrite of stored data (which later goes past the driver, in place)
+ * and a zero-length write came first. */
+Test (files, first_overwrite_renews_the_data_guid, .timeout = 120)
+{
+  uint8_t *view = malloc (4 * MiB), buf[4096];
+  struct vhd_disk *d = create_file ("guid.vhdx", 4 * MiB, MiB, NULL);
+  char before[40], after[40];
+
+  fill (d, view, 0, 4 * MiB, 1);
+  vhd_close (d);
+  d = vhd_open (path_of ("guid.vhdx"), 0);
+  cr_assert_not_null (d, "%s", vhd_get_error ());
+  uuid_to_string (d->link_id, before);
+  cr_assert_eq (vhd_pwrite (d, buf, 0, 0), 0, "%s", vhd_get_error ());
+  memset (buf, 0x5c, sizeof buf);
+  cr_assert_eq (vhd_pwrite (d, buf, sizeof buf, MiB), 0, "%s",
+                vhd_get_error ());
+  memcpy (view + MiB, buf, sizeof buf);
+  vhd_close (d);
+  d = vhd_open (path_of ("guid.vhdx"), VHD_OPEN_RDONLY);
+  cr_assert_not_null (d, "%s", vhd_get_error ());
+  uuid_to_string (d->link_id, after);
+  cr_expect_str_neq (before, after, "the DataWriteGuid was renewed");
+  expect_view (d, view, 4 * MiB, "after the overwrite");
+  vhd_close (d);
+  free (view);
+}
+
 /* Compacting a differencing VHDX whose block of zeros hides parent data
  * makes it a ZERO block: the view is the same, so its DataWriteGuid
  * stays and its own children still open. */
