@@ -40,8 +40,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#define KiB (UINT64_C (1) << 10)
-#define MiB (UINT64_C (1) << 20)
+#include "vhd-ops-helpers.h"
+
 #define DISK (8 * MiB)
 #define SECTORS (DISK / SECTOR_SIZE)
 
@@ -220,21 +220,6 @@ crash_free (struct crash *k)
 
 /* --- images in memory ----------------------------------------------------- */
 
-struct image {
-  uint8_t *bytes;
-  size_t len;
-};
-
-static uint8_t *
-copy_of (const uint8_t *p, size_t len)
-{
-  uint8_t *c = malloc (len ? len : 1);
-
-  cr_assert_not_null (c);
-  memcpy (c, p, len);
-  return c;
-}
-
 static void
 take_bytes (struct io *mem, struct image *img)
 {
@@ -266,7 +251,7 @@ must_open_mem (const struct image *img, const char *name, unsigned flags,
 
 /* A new empty image of the format; parent (open) for a differencing one. */
 static void
-make_image (struct image *img, const struct format_ops *fmt,
+make_format_image (struct image *img, const struct format_ops *fmt,
             enum vhd_type type, uint32_t block_size, struct vhd_disk *parent,
             const char *parent_path)
 {
@@ -290,46 +275,12 @@ make_image (struct image *img, const struct format_ops *fmt,
   io->ops->close (io);
 }
 
-/* A byte that depends on the offset and a seed, never zero. */
-static uint8_t
-pattern (uint64_t offset, unsigned seed)
-{
-  return (uint8_t) (((offset / 512) * 31 + offset % 512 * 7 + seed * 13)
-                    % 255 + 1);
-}
-
-/* Write the pattern over [offset, offset + len) of d and of view. */
-static void
-fill (struct vhd_disk *d, uint8_t *view, uint64_t offset, size_t len,
-      unsigned seed)
-{
-  uint8_t *buf = malloc (len);
-  size_t i;
-
-  cr_assert_not_null (buf);
-  for (i = 0; i < len; i++)
-    buf[i] = pattern (offset + i, seed);
-  cr_assert_eq (vhd_pwrite (d, buf, len, offset), 0, "%s", vhd_get_error ());
-  memcpy (view + offset, buf, len);
-  free (buf);
-}
-
 static void
 zero (struct vhd_disk *d, uint8_t *view, uint64_t offset, size_t len)
 {
   cr_assert_eq (vhd_write_zeroes (d, offset, len, 0), 0, "%s",
                 vhd_get_error ());
   memset (view + offset, 0, len);
-}
-
-static uint8_t *
-read_all (struct vhd_disk *d)
-{
-  uint8_t *buf = malloc (d->size ? d->size : 1);
-
-  cr_assert_not_null (buf);
-  cr_assert_eq (vhd_pread (d, buf, d->size, 0), 0, "%s", vhd_get_error ());
-  return buf;
 }
 
 /* --- what a crash may leave ------------------------------------------------ */
@@ -506,7 +457,7 @@ copy_case_init (struct copy_case *cc, const char *name,
   cc->view = calloc (1, DISK);
   cc->zeros = calloc (1, DISK);
   cr_assert (cc->view && cc->zeros);
-  make_image (&cc->src, &vhd_format_ops, VHD_TYPE_DYNAMIC, 0, NULL, NULL);
+  make_format_image (&cc->src, &vhd_format_ops, VHD_TYPE_DYNAMIC, 0, NULL, NULL);
   d = must_open_mem (&cc->src, "src.vhd", 0, NULL);
   fill (d, cc->view, 0, 1536 * KiB, 1);
   zero (d, cc->view, 256 * KiB, 128 * KiB);     /* a zero piece inside */
@@ -516,13 +467,13 @@ copy_case_init (struct copy_case *cc, const char *name,
   cr_assert_eq (vhd_flush (d), 0);
   take_bytes (d->io, &cc->src);
   vhd_close (d);
-  make_image (&cc->dst, fmt, VHD_TYPE_DYNAMIC, block_size, NULL, NULL);
+  make_format_image (&cc->dst, fmt, VHD_TYPE_DYNAMIC, block_size, NULL, NULL);
 }
 
 static void
 copy_everywhere (struct copy_case *cc)
 {
-  struct image left = { NULL, 0 };
+  struct image left = { NULL, 0, NULL };
   long total, n, points = 0;
   int tear;
 
@@ -564,23 +515,8 @@ Test (copy_crash, into_vhdx_dynamic, .timeout = 600)
 
 /* --- commit ---------------------------------------------------------------- */
 
-/* resolve_parent_paths (in empty_child) wants the files to exist. */
-static char dir[] = "/tmp/libvhd-commit-XXXXXX";
-
-static void
-dir_setup (void)
-{
-  cr_assert_not_null (mkdtemp (dir));
-}
-
-static void
-dir_teardown (void)
-{
-  char cmd[256];
-
-  snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
-  cr_expect_eq (system (cmd), 0);
-}
+/* resolve_parent_paths (in empty_child) wants the files to exist: they
+ * live in test_dir (dir_setup, vhd-ops-helpers.h). */
 
 struct commit_case {
   const char *name;
@@ -613,14 +549,14 @@ commit_case_init (struct commit_case *cc, const char *name,
   memset (cc, 0, sizeof *cc);
   cc->name = name;
   cc->fmt = fmt;
-  snprintf (cc->parent_path, sizeof cc->parent_path, "%s/base.%s", dir, ext);
-  snprintf (cc->child_path, sizeof cc->child_path, "%s/child.%s", dir, ext);
+  snprintf (cc->parent_path, sizeof cc->parent_path, "%s/base.%s", test_dir, ext);
+  snprintf (cc->child_path, sizeof cc->child_path, "%s/child.%s", test_dir, ext);
   touch (cc->parent_path);
   touch (cc->child_path);
   cc->view = calloc (1, DISK);
   cr_assert_not_null (cc->view);
 
-  make_image (&cc->parent, fmt, VHD_TYPE_DYNAMIC, block_size, NULL, NULL);
+  make_format_image (&cc->parent, fmt, VHD_TYPE_DYNAMIC, block_size, NULL, NULL);
   p = must_open_mem (&cc->parent, cc->parent_path, 0, NULL);
   fill (p, cc->view, 0, 2 * MiB, 10);
   fill (p, cc->view, 2 * MiB + 64 * KiB, 256 * KiB, 11);
@@ -631,7 +567,7 @@ commit_case_init (struct commit_case *cc, const char *name,
   cc->old_parent = copy_of (cc->view, DISK);
 
   p = must_open_mem (&cc->parent, cc->parent_path, VHD_OPEN_RDONLY, NULL);
-  make_image (&cc->child, fmt, VHD_TYPE_DIFFERENCING, block_size, p,
+  make_format_image (&cc->child, fmt, VHD_TYPE_DIFFERENCING, block_size, p,
               cc->parent_path);
   c = must_open_mem (&cc->child, cc->child_path, 0, p);
   fill (c, cc->view, 0, MiB, 20);                   /* a whole block */
@@ -713,7 +649,7 @@ run_commit (const struct commit_case *cc, const struct image *parent,
     take_bytes (k.mem[pi], lp);
   else /* crashed before the parent was opened */
     *lp = (struct image) { copy_of (parent->bytes, parent->len),
-                           parent->len };
+                           parent->len, NULL };
   crash_free (&k);
   return writes;
 }
@@ -758,7 +694,7 @@ verify_commit (struct commit_case *cc, struct image *lp,
 {
   const char *how = tear ? " (torn)" : "";
   struct vhd_disk *p, *c;
-  struct image rp = { NULL, 0 }, rc = { NULL, 0 };
+  struct image rp = { NULL, 0, NULL }, rc = { NULL, 0, NULL };
   int64_t bad;
   char what[160];
   bool linked;
@@ -788,8 +724,8 @@ verify_commit (struct commit_case *cc, struct image *lp,
   cr_assert (linked, "%s: the child no longer matches its parent's ID: "
              "opened by path, the chain is refused", what);
 
-  rp = (struct image) { copy_of (lp->bytes, lp->len), lp->len };
-  rc = (struct image) { copy_of (lc->bytes, lc->len), lc->len };
+  rp = (struct image) { copy_of (lp->bytes, lp->len), lp->len, NULL };
+  rc = (struct image) { copy_of (lc->bytes, lc->len), lc->len, NULL };
   repair (cc->fmt, &rp, what);
   repair (cc->fmt, &rc, what);
   p = must_open_mem (&rp, cc->parent_path, VHD_OPEN_RDONLY, NULL);
