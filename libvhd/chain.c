@@ -130,35 +130,39 @@ chain_write_partial (struct vhd_disk *d, const void *src, size_t len,
   return r;
 }
 
+/* Stored runs a write in place may span; more (a fragmented range) go
+ * through the driver. */
+#define IN_PLACE_RUNS 8
+
 int
 chain_write_in_place (struct vhd_disk *d, const void *buf, size_t count,
                       uint64_t offset)
 {
   uint32_t align = disk_write_align (d);
+  struct extent run[IN_PLACE_RUNS];
   const uint8_t *p = buf;
-  uint64_t off, left;
+  uint64_t off = offset, left = count;
+  unsigned n = 0, i;
 
   if (!d->writes_in_place || io_fd (d->io) < 0 || offset % align
       || count % align || count == 0)
     return 1;
   /* Everything must be in place before anything is written. */
-  for (off = offset, left = count; left > 0;) {
-    struct extent e;
-    if (disk_map (d, off, left, &e) == -1)
-      return -1;
-    if (e.state != LAYER_DATA)
+  while (left > 0) {
+    if (n == IN_PLACE_RUNS)
       return 1;
-    uint64_t n = MIN (left, e.length);
-    off += n, left -= n;
+    if (disk_map (d, off, left, &run[n]) == -1)
+      return -1;
+    if (run[n].state != LAYER_DATA)
+      return 1;
+    run[n].length = MIN (left, run[n].length);
+    off += run[n].length, left -= run[n].length;
+    n++;
   }
-  for (off = offset, left = count; left > 0;) {
-    struct extent e;
-    if (disk_map (d, off, left, &e) == -1)
+  for (i = 0; i < n; i++) {
+    if (io_pwrite (d->io, p, (size_t) run[i].length, run[i].host_offset) == -1)
       return -1;
-    size_t n = (size_t) MIN (left, e.length);
-    if (io_pwrite (d->io, p, n, e.host_offset) == -1)
-      return -1;
-    p += n, off += n, left -= n;
+    p += run[i].length;
   }
   return 0;
 }
