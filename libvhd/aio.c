@@ -524,12 +524,8 @@ vhd_aio_pread (struct vhd_disk *d, void *buf, size_t count, uint64_t offset,
   struct aio_state *a;
 
   set_error_context ("vhd_aio_pread");
-  if (!valid_disk (d))
+  if (!valid_disk (d) || !valid_buffer (buf))
     return -1;
-  if (buf == NULL) {
-    set_error (EFAULT, "buf cannot be NULL");
-    return -1;
-  }
   {
     SHARED_LOCK_FOR_CURRENT_SCOPE (&d->lock);
     if (!valid_range (d, count, offset))
@@ -550,12 +546,8 @@ vhd_aio_pwrite (struct vhd_disk *d, const void *buf, size_t count,
   struct aio_state *a;
 
   set_error_context ("vhd_aio_pwrite");
-  if (!valid_disk (d))
+  if (!valid_disk (d) || !valid_buffer (buf))
     return -1;
-  if (buf == NULL) {
-    set_error (EFAULT, "buf cannot be NULL");
-    return -1;
-  }
   if (!valid_writable (d))
     return -1;
   EXCLUSIVE_LOCK_FOR_CURRENT_SCOPE (&d->lock);

@@ -37,6 +37,16 @@ valid_disk (struct vhd_disk *d)
 }
 
 bool
+valid_buffer (const void *buf)
+{
+  if (buf == NULL) {
+    set_error (EFAULT, "buf cannot be NULL");
+    return false;
+  }
+  return true;
+}
+
+bool
 valid_writable (struct vhd_disk *d)
 {
   if (d->readonly) {
@@ -83,12 +93,8 @@ int
 vhd_pread (struct vhd_disk *d, void *buf, size_t count, uint64_t offset)
 {
   set_error_context ("vhd_pread");
-  if (!valid_disk (d))
+  if (!valid_disk (d) || !valid_buffer (buf))
     return -1;
-  if (buf == NULL) {
-    set_error (EFAULT, "buf cannot be NULL");
-    return -1;
-  }
   SHARED_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   if (!valid_range (d, count, offset))
     return -1;
@@ -100,12 +106,8 @@ vhd_pwrite (struct vhd_disk *d, const void *buf, size_t count,
             uint64_t offset)
 {
   set_error_context ("vhd_pwrite");
-  if (!valid_disk (d))
+  if (!valid_disk (d) || !valid_buffer (buf))
     return -1;
-  if (buf == NULL) {
-    set_error (EFAULT, "buf cannot be NULL");
-    return -1;
-  }
   if (!valid_writable (d))
     return -1;
   {

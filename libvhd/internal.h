@@ -342,6 +342,7 @@ void disk_free (struct vhd_disk *d);
 /* handle.c: argument checks of the public calls (synchronous and
  * asynchronous alike), each recording its error. */
 bool valid_disk (struct vhd_disk *d);                 /* EFAULT */
+bool valid_buffer (const void *buf);                  /* EFAULT */
 bool valid_writable (struct vhd_disk *d);             /* EROFS */
 /* [offset, offset+count) inside the disk (ERANGE). */
 bool valid_range (struct vhd_disk *d, uint64_t count, uint64_t offset);
