@@ -17,8 +17,8 @@ int copy_pipeline (struct vhd_disk *src, struct vhd_disk *dst,
                    vhd_progress_fn progress, void *opaque);
 
 /* vhdx-write.c: while the calling thread holds d's lock exclusive, let
- * the block allocations of its writes to d share log entries (one
- * transaction for many allocations) instead of one entry per write.
+ * the block allocations of its writes to d (and its unmaps) share log
+ * entries (one transaction for many) instead of one entry per call.
  * Their BAT changes are committed when the batch fills, by a flush, a
  * zero, and by write_batch_end, which returns whether that worked.  Until
  * then a crash loses the batched writes (not yet flushed, like any write)

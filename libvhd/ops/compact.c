@@ -7,7 +7,7 @@
  * parent shows zeros there too, when it is simply unmapped.  A block of a
  * differencing disk identical to the parent's view is unmapped.  Pass 2
  * is the driver's defragment: move the remaining blocks down and shorten
- * the file.  The view of the disk is the same after every step, so a
+ * the file.  The unmaps of pass 1 share log entries (a write batch).  The view of the disk is the same after every step, so a
  * crash anywhere leaves the old content.
  */
 #include <errno.h>
@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "copy-internal.h"
 #include "internal.h"
 #include "minmax.h"
 
@@ -116,6 +117,7 @@ compact_unlocked (struct vhd_disk *d, vhd_progress_fn progress, void *opaque)
 {
   struct compactor c = { d, NULL, NULL };
   uint64_t offset;
+  bool batch;
   int r = 0;
 
   if (d->block_size == 0 || d->ops->unmap == NULL
@@ -138,12 +140,15 @@ compact_unlocked (struct vhd_disk *d, vhd_progress_fn progress, void *opaque)
     set_error (ENOMEM, "out of memory");
     r = -1;
   }
+  batch = write_batch_begin (d);
   for (offset = 0; r == 0 && offset < d->size; offset += d->block_size) {
     r = compact_block (&c, offset, MIN ((uint64_t) d->block_size,
                                         d->size - offset));
     if (progress)
       progress (opaque, offset / 2, d->size);
   }
+  if (batch && write_batch_end (d) == -1)
+    r = -1;
   free (c.view);
   free (c.under);
   if (r == 0)

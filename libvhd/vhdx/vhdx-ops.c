@@ -14,6 +14,9 @@
  * commit): the headers get a new FileWriteGuid but keep DataWriteGuid,
  * so children of this disk stay valid.
  *
+ * Inside a write batch (vhd_compact's scan) the pages wait in the batch
+ * and many unmaps share one entry.
+ *
  * CRASH SAFETY: each log entry switches its blocks atomically; a crash
  * leaves every block either as it was or not present, and space is
  * reused only after the entry that frees it is applied and flushed.
@@ -54,7 +57,7 @@ vhdx_unmap (struct vhd_disk *d, uint64_t offset, uint64_t count)
 {
   struct vhdx *v = d->priv;
   uint64_t bs = v->md.block_size, block, last, end;
-  struct vhdx_stage *st;
+  struct vhdx_stage *st, *own = NULL;
   int r = 0;
 
   if (keeps_blocks (v)) {
@@ -68,8 +71,8 @@ vhdx_unmap (struct vhd_disk *d, uint64_t offset, uint64_t count)
   }
   if (vhdx_begin_update (d, false) == -1)
     return -1;
-  st = calloc (1, sizeof *st);
-  if (st == NULL) {
+  st = vhdx_batch_of (d);
+  if (st == NULL && (st = own = calloc (1, sizeof *st)) == NULL) {
     set_error (ENOMEM, "out of memory");
     return -1;
   }
@@ -80,9 +83,10 @@ vhdx_unmap (struct vhd_disk *d, uint64_t offset, uint64_t count)
     if (r == 0)
       drop_block (v, st, block);
   }
-  if (r == 0)
+  if (r == 0 && own)
     r = vhdx_commit (d, st);
-  vhdx_stage_free (st);
-  free (st);
+  if (r == -1 || own)
+    vhdx_stage_free (st);
+  free (own);
   return r;
 }

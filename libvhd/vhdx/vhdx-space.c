@@ -362,8 +362,8 @@ write_nonzero (struct io *io, const uint8_t *buf, size_t n, uint64_t offset)
 }
 
 int
-vhdx_copy_object (struct vhd_disk *d, uint64_t src, uint64_t dest,
-                  uint64_t len)
+vhdx_copy_data (struct vhd_disk *d, uint64_t src, uint64_t dest,
+                uint64_t len)
 {
   int64_t size = io_get_size (d->io);
   uint8_t *buf;
@@ -393,8 +393,6 @@ vhdx_copy_object (struct vhd_disk *d, uint64_t src, uint64_t dest,
     done += n;
   }
   free (buf);
-  if (r == 0)
-    r = io_flush (d->io);
   if (r == -1)
     prefix_error ("copying %" PRIu64 " bytes from %" PRIu64 " to %" PRIu64,
                   len, src, dest);
@@ -402,21 +400,38 @@ vhdx_copy_object (struct vhd_disk *d, uint64_t src, uint64_t dest,
 }
 
 int
-vhdx_switch_entry (struct vhd_disk *d, uint64_t idx, uint64_t dest)
+vhdx_copy_object (struct vhd_disk *d, uint64_t src, uint64_t dest,
+                  uint64_t len)
+{
+  return vhdx_copy_data (d, src, dest, len) == 0 ? io_flush (d->io) : -1;
+}
+
+int
+vhdx_switch_entries (struct vhd_disk *d, const struct vhdx_move *m, size_t n)
 {
   struct vhdx *v = d->priv;
   struct vhdx_stage *st = calloc (1, sizeof *st);
+  size_t i;
   int r;
 
   if (st == NULL) {
     set_error (ENOMEM, "out of memory");
     return -1;
   }
-  v->bat[idx] = vhdx_bat_entry (vhdx_bat_state (v->bat[idx]), dest);
-  vhdx_stage_bat (v, st, idx);
+  for (i = 0; i < n; i++) {
+    uint64_t e = v->bat[m[i].index];
+    v->bat[m[i].index] = vhdx_bat_entry (vhdx_bat_state (e), m[i].dest);
+    vhdx_stage_bat (v, st, m[i].index);
+  }
   r = vhdx_commit (d, st);
   free (st);
   return r;
+}
+
+int
+vhdx_switch_entry (struct vhd_disk *d, uint64_t idx, uint64_t dest)
+{
+  return vhdx_switch_entries (d, &(struct vhdx_move) { idx, dest }, 1);
 }
 
 /* The in-memory BAT, then zeros, written over [dest, dest + length). */

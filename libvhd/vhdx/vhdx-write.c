@@ -480,7 +480,8 @@ vhdx_begin_update (struct vhd_disk *d, bool data_changes)
 /* --- batches (copy-internal.h) ------------------------------------------- */
 
 /* The open batch of this thread: the staged BAT pages of writes to d,
- * made while the thread holds d's lock exclusive (vhd_copy).  Only
+ * made while the thread holds d's lock exclusive (vhd_copy, and the
+ * unmaps of vhd_compact).  Only
  * changes of the BAT wait in it: the map reads BAT entries from memory,
  * but sector bitmaps from the file, so a write that changes a bitmap
  * commits at once, with whatever the batch holds. */
@@ -501,8 +502,8 @@ write_batch_begin (struct vhd_disk *d)
   return true;
 }
 
-static struct vhdx_stage *
-batch_of (struct vhd_disk *d)
+struct vhdx_stage *
+vhdx_batch_of (struct vhd_disk *d)
 {
   return batch.d == d ? batch.st : NULL;
 }
@@ -511,7 +512,7 @@ batch_of (struct vhd_disk *d)
 static int
 batch_commit (struct vhd_disk *d)
 {
-  struct vhdx_stage *st = batch_of (d);
+  struct vhdx_stage *st = vhdx_batch_of (d);
 
   return st && st->n ? vhdx_commit (d, st) : 0;
 }
@@ -548,7 +549,7 @@ vhdx_pwrite (struct vhd_disk *d, const void *buf, size_t count,
   struct vhdx *v = d->priv;
   const uint8_t *p = buf;
   uint64_t bs = v->md.block_size;
-  struct vhdx_stage *st = batch_of (d), *own = NULL;
+  struct vhdx_stage *st = vhdx_batch_of (d), *own = NULL;
   int r = 0;
 
   if (vhdx_begin_update (d, true) == -1)

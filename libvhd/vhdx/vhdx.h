@@ -92,6 +92,9 @@ void vhdx_stage_bat (struct vhdx *v, struct vhdx_stage *st, uint64_t index);
  * first time), to modify in place; NULL after set_error (). */
 uint8_t *vhdx_stage_page (struct vhd_disk *d, struct vhdx_stage *st,
                           uint64_t offset);
+/* The stage of this thread's open write batch for d (copy-internal.h),
+ * or NULL. */
+struct vhdx_stage *vhdx_batch_of (struct vhd_disk *d);
 /* Write the staged pages through the log (flush, entry, apply, flush)
  * and empty the stage.  On failure the handle is marked failed. */
 int vhdx_commit (struct vhd_disk *d, struct vhdx_stage *st);
@@ -165,8 +168,19 @@ int vhdx_trim (struct vhd_disk *d);
  * flush: dest holds the object, nothing points at it yet. */
 int vhdx_copy_object (struct vhd_disk *d, uint64_t src, uint64_t dest,
                       uint64_t len);
+/* The same without the flush (a batch of copies takes one). */
+int vhdx_copy_data (struct vhd_disk *d, uint64_t src, uint64_t dest,
+                    uint64_t len);
 /* Point BAT entry idx at dest (same state) through the log. */
 int vhdx_switch_entry (struct vhd_disk *d, uint64_t idx, uint64_t dest);
+/* A block's new place. */
+struct vhdx_move {
+  uint64_t index, dest;
+};
+/* Point n (at most VHDX_MAX_STAGED) BAT entries at their new places in
+ * one log entry, which flushes the copies first. */
+int vhdx_switch_entries (struct vhd_disk *d, const struct vhdx_move *m,
+                         size_t n);
 /* Write the BAT (v->geo.entries from memory, zeros to length) at dest,
  * retire the log and switch both region tables to it (MS-VHDX 2.2.3:
  * copy 1, flush, copy 2, flush).  The old BAT space is the caller's. */
@@ -177,6 +191,9 @@ int vhdx_move_bat (struct vhd_disk *d, uint64_t dest, uint32_t length);
 int vhdx_unmap (struct vhd_disk *d, uint64_t offset, uint64_t count);
 int vhdx_defragment (struct vhd_disk *d, vhd_progress_fn progress,
                      void *opaque);
+/* Block moves per log entry in defragment (at most 64; tests lower it to
+ * cross batch boundaries in small images). */
+extern unsigned vhdx_move_batch;
 int vhdx_resize (struct vhd_disk *d, uint64_t new_size);
 int vhdx_set_parent (struct vhd_disk *d, const struct create_params *p);
 int vhdx_check (struct io *io, struct check_ctx *c);

@@ -1426,8 +1426,7 @@ Test (crash, resize_grow_with_a_short_last_block, .timeout = 600)
 }
 
 /* 2 MiB blocks after a 1 MiB hole (where the BAT was before a grow moved
- * it): each block shifts down in two steps, through the end of the file,
- * and the BAT comes back down after them. */
+ * it), the BAT after them. */
 static void
 hole_under_2mib_blocks (struct image *img, uint8_t *view)
 {
@@ -1443,19 +1442,25 @@ hole_under_2mib_blocks (struct image *img, uint8_t *view)
   vhd_close (d);
 }
 
-Test (defragment, blocks_shift_into_a_smaller_hole)
+/* Closing a hole shorter than a block would move every block above it
+ * twice (through the end of the file) to save less than a block of a
+ * file whose hole is punched anyway: blocks stay, and so does the BAT,
+ * which the hole cannot hold either. */
+Test (defragment, blocks_do_not_shift_into_a_smaller_hole)
 {
   struct image img;
   uint8_t *view = calloc (1, 16 * MiB);
   struct vhd_disk *d;
+  size_t before;
 
   hole_under_2mib_blocks (&img, view);
   d = must_open (&img, 0);
+  before = mem_len (d);
   cr_assert_eq (vhd_compact (d, NULL, NULL), 0, "%s", vhd_get_error ());
-  cr_expect_eq (bat_offset (d, 0), 3 * MiB);
-  cr_expect_eq (((struct vhdx *) d->priv)->regions.bat->offset, 9 * MiB);
-  cr_expect_eq (mem_len (d), 3 * MiB + 6 * MiB + 2 * MiB, "file is %zu",
-                mem_len (d));
+  cr_expect_eq (bat_offset (d, 0), 4 * MiB);
+  cr_expect_eq (((struct vhdx *) d->priv)->regions.bat->offset, 10 * MiB);
+  cr_expect_eq (mem_len (d), before, "file is %zu", mem_len (d));
+  cr_expect_eq (mem_len (d), 4 * MiB + 6 * MiB + 2 * MiB);
   uint8_t *got = read_range (d, 0, 16 * MiB);
   cr_expect_eq (memcmp (got, view, 16 * MiB), 0);
   free (got);
@@ -1463,15 +1468,59 @@ Test (defragment, blocks_shift_into_a_smaller_hole)
   free (view), free (img.bytes);
 }
 
-Test (crash, compact_shifts_blocks, .timeout = 600)
+/* 12 blocks (one sector of data each) above a 12-block hole that a
+ * discard left: every block moves down, in three batches of switches
+ * (the batch lowered to 4 moves), and the file is cut. */
+static void
+blocks_over_a_long_hole (struct image *img, uint8_t *view)
+{
+  struct vhd_disk *d;
+
+  make_image (img, VHD_TYPE_DYNAMIC, 24 * MiB, MiB, NULL);
+  d = must_open (img, 0);
+  for (uint64_t b = 0; b < 24; b++)
+    fill (d, view, b * MiB + 512, 512, (unsigned) b + 1);
+  cr_assert_eq (vhd_discard (d, 0, 12 * MiB), 0, "%s", vhd_get_error ());
+  memset (view, 0, 12 * MiB);
+  cr_assert_eq (vhd_flush (d), 0);
+  snapshot (d, img);
+  vhd_close (d);
+  vhdx_move_batch = 4;
+}
+
+Test (defragment, moves_blocks_in_batches)
 {
   struct image img;
-  uint8_t *view = calloc (1, 16 * MiB);
+  uint8_t *view = calloc (1, 24 * MiB);
+  struct vhd_disk *d;
 
-  hole_under_2mib_blocks (&img, view);
-  crash_test ("compact shifting 2 MiB blocks", &img, op_compact,
-              &(struct outcome) { view, view, 16 * MiB, 300 * GiB,
-                                  300 * GiB });
+  blocks_over_a_long_hole (&img, view);
+  d = must_open (&img, 0);
+  cr_assert_eq (vhd_compact (d, NULL, NULL), 0, "%s", vhd_get_error ());
+  /* header section, log, metadata, BAT, 12 blocks */
+  cr_expect_eq (mem_len (d), 4 * MiB + 12 * MiB, "file is %zu",
+                mem_len (d));
+  for (uint64_t b = 12; b < 24; b++)
+    cr_expect_lt (bat_offset (d, b), 16 * MiB, "block %" PRIu64, b);
+  uint8_t *got = read_range (d, 0, 24 * MiB);
+  cr_expect_eq (memcmp (got, view, 24 * MiB), 0);
+  free (got);
+  snapshot (d, &img);
+  vhd_close (d);
+  int seen = 0;
+  cr_expect_eq (mem_check (img.bytes, img.len, false, &seen), 0);
+  free (view), free (img.bytes);
+}
+
+Test (crash, compact_moves_blocks_in_batches, .timeout = 600)
+{
+  struct image img;
+  uint8_t *view = calloc (1, 24 * MiB);
+
+  blocks_over_a_long_hole (&img, view);
+  crash_test ("compact moving 12 blocks in three batches", &img, op_compact,
+              &(struct outcome) { view, view, 24 * MiB, 24 * MiB,
+                                  24 * MiB });
   free (view), free (img.bytes);
 }
 
