@@ -37,6 +37,7 @@ extern "C" {
 #define VHD_HAVE_BLOCK_STATUS 1   /* vhd_block_status, vhd_block_status_ex */
 #define VHD_HAVE_OPEN_OPTS 1      /* vhd_open_with_opts, VHD_OPEN_DIRECT */
 #define VHD_HAVE_OPERATIONS 1     /* compact, resize, commit, rebase, check */
+#define VHD_HAVE_COMPACT_EX 1     /* vhd_compact_ex, VHD_COMPACT_NO_MOVE */
 
 #if defined(__GNUC__) && !defined(VHD_NO_ATTRIBUTES)
 #define VHD_NONNULL(...) __attribute__ ((__nonnull__ (__VA_ARGS__)))
@@ -197,6 +198,10 @@ extern int vhd_create_opts_set_sector_size (struct vhd_create_opts *opts,
 /* A differencing child of PARENT (its size comes from the parent). */
 extern int vhd_create_opts_set_parent (struct vhd_create_opts *opts,
                                        const char *parent);
+/* Open the new image with these flags: 0 or VHD_OPEN_DIRECT (ENOTSUP
+ * from vhd_create where the file system has no O_DIRECT). */
+extern int vhd_create_opts_set_open_flags (struct vhd_create_opts *opts,
+                                           unsigned flags);
 /* Create PATH (which must not exist) and return it opened read-write. */
 extern struct vhd_disk *vhd_create (const char *path,
                                     const struct vhd_create_opts *opts)
@@ -228,6 +233,12 @@ extern int vhd_resize (struct vhd_disk *disk, uint64_t new_size,
  * rest down and shorten the file. */
 extern int vhd_compact (struct vhd_disk *disk, vhd_progress_fn progress,
                         void *opaque) VHD_WUR;
+/* The same with flags.  VHD_COMPACT_NO_MOVE: only drop those blocks and
+ * punch their space out of the host file; nothing moves, and the file
+ * keeps its length (about the cost of reading the image once). */
+#define VHD_COMPACT_NO_MOVE 0x1U
+extern int vhd_compact_ex (struct vhd_disk *disk, unsigned flags,
+                           vhd_progress_fn progress, void *opaque) VHD_WUR;
 
 /* Write a differencing disk's own data into its parent, leaving the
  * child empty and valid.  The parent file is opened read-write for the

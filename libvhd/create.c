@@ -27,6 +27,7 @@ struct vhd_create_opts {
   uint32_t logical_sector, physical_sector;
   bool sector_size_set;       /* given by the caller, not the default */
   char *parent;
+  unsigned open_flags;        /* for the returned handle */
 };
 
 struct vhd_create_opts *
@@ -129,6 +130,19 @@ vhd_create_opts_set_sector_size (struct vhd_create_opts *o, uint32_t logical,
   o->logical_sector = logical;
   o->physical_sector = physical;
   o->sector_size_set = true;
+  return 0;
+}
+
+int
+vhd_create_opts_set_open_flags (struct vhd_create_opts *o, unsigned flags)
+{
+  CHECK_OPTS (o);
+  if (flags & ~VHD_OPEN_DIRECT) {
+    set_error (EINVAL, "flags 0x%x cannot open a new image (only "
+               "VHD_OPEN_DIRECT)", flags & ~VHD_OPEN_DIRECT);
+    return -1;
+  }
+  o->open_flags = flags;
   return 0;
 }
 
@@ -274,11 +288,11 @@ vhd_create (const char *path, const struct vhd_create_opts *o)
   ops = format_by_id (o->format);
   if (ops != NULL && plan_create (path, o, &p, &pp) == 0
       && write_new_image (path, ops, &p) == 0) {
-    d = disk_open_path (path, 0, NULL);
+    d = disk_open_path (path, o->open_flags, NULL);
     if (d == NULL)
-      unlink (path);
+      unlink (path); /* the open's error names the file */
   }
-  if (d == NULL)
+  else
     prefix_error ("%s", path);
   if (o->parent)
     disk_close (p.parent);

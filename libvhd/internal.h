@@ -103,6 +103,19 @@ io_get_size (struct io *io)
   return io->ops->get_size (io);
 }
 
+/* Whether [offset, offset + length) of the file is all holes, taking no
+ * space on the host (false when that cannot be told). */
+static inline bool
+io_is_hole (struct io *io, uint64_t offset, uint64_t length)
+{
+  bool data;
+  uint64_t run;
+
+  return length > 0 && io->ops->run_at
+         && io->ops->run_at (io, offset, &data, &run) == 0 && !data
+         && run >= length;
+}
+
 static inline int
 io_fd (struct io *io)
 {

@@ -375,17 +375,22 @@ make_create_opts (const struct image_params *p, const char *file)
   return o;
 }
 
+void
+create_failed (const char *file)
+{
+  if (vhd_get_errno () == EEXIST)
+    fail (file, "file already exists (not overwriting it)");
+  else
+    fail_lib (file);
+}
+
 struct vhd_disk *
 create_image (const char *file, const struct vhd_create_opts *opts)
 {
   struct vhd_disk *d = vhd_create (file, opts);
 
-  if (d == NULL) {
-    if (vhd_get_errno () == EEXIST)
-      fail (file, "file already exists (not overwriting it)");
-    else
-      fail_lib (file);
-  }
+  if (d == NULL)
+    create_failed (file);
   return d;
 }
 

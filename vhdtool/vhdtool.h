@@ -37,6 +37,8 @@ enum {
   OPT_REPAIR,
   OPT_SHRINK,
   OPT_UNSAFE,
+  OPT_NO_MOVE,
+  OPT_CACHE,
 };
 
 /* Subcommands.  argv[0] is "vhdtool NAME" (getopt prints it). */
@@ -110,6 +112,8 @@ extern struct vhd_create_opts *make_create_opts (const struct image_params *p,
 /* vhd_create () that reports an existing FILE in plain words. */
 extern struct vhd_disk *create_image (const char *file,
                                       const struct vhd_create_opts *opts);
+/* The error of a failed vhd_create () of FILE, so reported. */
+extern void create_failed (const char *file);
 
 /* JSON output. */
 extern void json_string (FILE *fp, const char *s);   /* quoted, or null */

@@ -7,7 +7,10 @@
  * parent shows zeros there too, when it is simply unmapped.  A block of a
  * differencing disk identical to the parent's view is unmapped.  Pass 2
  * is the driver's defragment: move the remaining blocks down and shorten
- * the file.  The unmaps of pass 1 share log entries (a write batch).  The view of the disk is the same after every step, so a
+ * the file.  The unmaps of pass 1 share log entries (a write batch).
+ * VHD_COMPACT_NO_MOVE stops after pass 1: the dropped blocks' space is
+ * punched out of the host file (or cut off its end) as they are
+ * unmapped, and nothing is copied.  The view of the disk is the same after every step, so a
  * crash anywhere leaves the old content.
  */
 #include <errno.h>
@@ -113,8 +116,10 @@ compact_block (struct compactor *c, uint64_t offset, uint64_t len)
 }
 
 static int
-compact_unlocked (struct vhd_disk *d, vhd_progress_fn progress, void *opaque)
+compact_unlocked (struct vhd_disk *d, unsigned flags,
+                  vhd_progress_fn progress, void *opaque)
 {
+  bool move = !(flags & VHD_COMPACT_NO_MOVE);
   struct compactor c = { d, NULL, NULL };
   uint64_t offset;
   bool batch;
@@ -145,7 +150,7 @@ compact_unlocked (struct vhd_disk *d, vhd_progress_fn progress, void *opaque)
     r = compact_block (&c, offset, MIN ((uint64_t) d->block_size,
                                         d->size - offset));
     if (progress)
-      progress (opaque, offset / 2, d->size);
+      progress (opaque, move ? offset / 2 : offset, d->size);
   }
   if (batch && write_batch_end (d) == -1)
     r = -1;
@@ -153,17 +158,21 @@ compact_unlocked (struct vhd_disk *d, vhd_progress_fn progress, void *opaque)
   free (c.under);
   if (r == 0)
     r = chain_flush (d);
-  if (r == 0)
+  if (r == 0 && move)
     r = d->ops->defragment (d, progress, opaque);
   return r == 0 ? chain_flush (d) : -1;
 }
 
-int
-vhd_compact (struct vhd_disk *d, vhd_progress_fn progress, void *opaque)
+static int
+compact (struct vhd_disk *d, unsigned flags, vhd_progress_fn progress,
+         void *opaque)
 {
-  set_error_context ("vhd_compact");
   if (d == NULL) {
     set_error (EFAULT, "disk cannot be NULL");
+    return -1;
+  }
+  if (flags & ~VHD_COMPACT_NO_MOVE) {
+    set_error (EINVAL, "unknown flags 0x%x", flags & ~VHD_COMPACT_NO_MOVE);
     return -1;
   }
   if (d->readonly) {
@@ -171,5 +180,20 @@ vhd_compact (struct vhd_disk *d, vhd_progress_fn progress, void *opaque)
     return -1;
   }
   EXCLUSIVE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
-  return compact_unlocked (d, progress, opaque);
+  return compact_unlocked (d, flags, progress, opaque);
+}
+
+int
+vhd_compact (struct vhd_disk *d, vhd_progress_fn progress, void *opaque)
+{
+  set_error_context ("vhd_compact");
+  return compact (d, 0, progress, opaque);
+}
+
+int
+vhd_compact_ex (struct vhd_disk *d, unsigned flags, vhd_progress_fn progress,
+                void *opaque)
+{
+  set_error_context ("vhd_compact_ex");
+  return compact (d, flags, progress, opaque);
 }

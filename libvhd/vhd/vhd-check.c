@@ -9,7 +9,9 @@
  *     each parent locator's data (inside the file, a path);
  *   - every block the BAT maps: inside the file, clear of the metadata,
  *     clear of the other blocks (sorted by offset);
- *   - leaked space: bytes that no structure uses.  Not leaks: gaps shorter
+ *   - leaked space: bytes that no structure uses.  Not leaks (reported as
+ *     information): gaps that are holes of the host file, taking no space
+ *     (compact --no-move leaves those).  Not reported: gaps shorter
  *     than MAX_PADDING (other tools align the BAT, blocks and footer to
  *     4 KiB: Hyper-V, Virtual PC and node-vhd images of the corpus have
  *     such gaps), and gaps shorter than a block before the first block
@@ -47,6 +49,7 @@
 #define MAX_REPORTS 16U
 #define MAX_PADDING (64U << 10)
 #define BAT_CHUNK (64U << 10) /* entries read at once */
+#define HOST_PAGE 4096U /* the granularity of holes in a host file */
 
 struct named {
   uint64_t start, end;
@@ -606,22 +609,40 @@ check_end (struct checker *k, uint64_t end)
   return 0;
 }
 
+/* Whether the host pages inside [start, end) are all holes: a VHD
+ * block's bitmap and data are sector aligned, so the pages at the edges
+ * of a punched block keep bytes of their neighbours. */
+static bool
+host_hole (struct io *io, uint64_t start, uint64_t end)
+{
+  uint64_t from = ROUND_UP (start, (uint64_t) HOST_PAGE);
+  uint64_t to = end / HOST_PAGE * HOST_PAGE;
+
+  return to > from && io_is_hole (io, from, to - from);
+}
+
 /* Gaps among the metadata and blocks; returns the end of the last. */
 static uint64_t
 check_gaps (struct checker *k, struct span *all, size_t n,
             uint64_t first_block)
 {
-  uint64_t cursor = 0, leaked = 0, first_leak = 0;
-  size_t i, gaps = 0;
+  uint64_t cursor = 0, leaked = 0, first_leak = 0, punched = 0;
+  size_t i, gaps = 0, holes = 0;
 
   qsort (all, n, sizeof *all, cmp_span);
   for (i = 0; i < n; i++) {
     uint64_t gap = all[i].start > cursor ? all[i].start - cursor : 0;
     if (gap >= MAX_PADDING
         && !(all[i].start <= first_block && gap < k->bb)) {
-      if (gaps++ == 0)
-        first_leak = cursor;
-      leaked += all[i].start - cursor;
+      if (host_hole (k->io, cursor, all[i].start)) {
+        holes++;
+        punched += gap;
+      }
+      else {
+        if (gaps++ == 0)
+          first_leak = cursor;
+        leaked += gap;
+      }
     }
     cursor = MAX (cursor, all[i].end);
   }
@@ -630,6 +651,11 @@ check_gaps (struct checker *k, struct span *all, size_t n,
                   "region%s among the blocks (the first at offset %" PRIu64
                   "); compacting gives them back", leaked, gaps,
                   gaps == 1 ? "" : "s", first_leak);
+  if (holes)
+    check_report (k->c, VHD_CHECK_INFO, "%" PRIu64 " bytes in %zu unused "
+                  "region%s among the blocks are holes of the host file "
+                  "(no space used; compact moves blocks into them)", punched,
+                  holes, holes == 1 ? "" : "s");
   return ROUND_UP (cursor, (uint64_t) SECTOR_SIZE);
 }
 

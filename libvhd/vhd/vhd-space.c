@@ -228,20 +228,37 @@ vhd_free_block (struct vhd_disk *d, uint32_t block)
   return 0;
 }
 
+static int
+by_sector (const void *a, const void *b)
+{
+  uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+
+  return x < y ? -1 : x > y;
+}
+
+/* Freed blocks that lie next to each other are punched as one range: a
+ * block is not page aligned, so punching each alone would leave the
+ * host page across every boundary allocated. */
 int
 vhd_release_freed (struct vhd_disk *d)
 {
   struct vhd_state *s = d->priv;
   struct vhd_freed *f = &s->freed;
   uint64_t end, bb = vhd_block_bytes (s);
-  size_t i;
+  size_t i, j;
 
   if (f->n == 0)
     return 0;
   end = vhd_live_end (s);
-  for (i = 0; i < f->n; i++) {
-    uint64_t start = (uint64_t) f->sectors[i] * SECTOR_SIZE;
-    if (start < end && vhd_try_punch (d->io, start, bb) == -1)
+  qsort (f->sectors, f->n, sizeof *f->sectors, by_sector);
+  for (i = 0; i < f->n; i = j) {
+    uint64_t start = (uint64_t) f->sectors[i] * SECTOR_SIZE, len = bb;
+    for (j = i + 1; j < f->n
+                    && (uint64_t) f->sectors[j] * SECTOR_SIZE == start + len;
+         j++)
+      len += bb;
+    if (start < end
+        && vhd_try_punch (d->io, start, MIN (len, end - start)) == -1)
       return -1;
   }
   if (s->trailer_ok && s->footer_pos > end

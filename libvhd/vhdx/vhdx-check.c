@@ -18,8 +18,9 @@
  *                 with a sector bitmap;
  *   layout        header section, log, regions and blocks sorted by
  *                 offset: any two that overlap are reported; space after
- *                 the last object is a leak, gaps between objects are
- *                 reported for information (compact reclaims them).
+ *                 the last object is a leak unless it is a hole of the
+ *                 host file, gaps between objects are reported for
+ *                 information (compact reclaims them).
  *
  * Repairs (VHD_CHECK_REPAIR), each reported with VHD_CHECK_REPAIRED:
  *   a damaged header is rewritten from the good one (both copies are
@@ -721,12 +722,16 @@ check_layout (struct checker *ck)
     check_report (ck->c, VHD_CHECK_INFO, "%" PRIu64 " bytes between objects "
                   "are unused (compact gives them back)", gaps);
   if ((uint64_t) ck->size > end) {
+    uint64_t tail = (uint64_t) ck->size - end;
     if (ck->c->repair && ck->view == ck->io)
       r = truncate_leak (ck, end);
+    else if (io_is_hole (ck->io, end, tail))
+      check_report (ck->c, VHD_CHECK_INFO, "%" PRIu64 " bytes after the "
+                    "last object (at %" PRIu64 ") are unused, a hole of the "
+                    "host file (no space used)", tail, end);
     else
       check_report (ck->c, VHD_CHECK_LEAKS, "%" PRIu64 " bytes after the "
-                    "last object (at %" PRIu64 ") are unused",
-                    (uint64_t) ck->size - end, end);
+                    "last object (at %" PRIu64 ") are unused", tail, end);
   }
   return r;
 }

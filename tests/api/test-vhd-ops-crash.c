@@ -20,10 +20,12 @@
 
 #define BLOCK (2 * MiB)
 
+typedef int (*op_fn) (struct vhd_disk *d);
+
 struct scenario {
   const char *name;
   struct image img, base;   /* the start (and its parent) */
-  int (*op) (struct vhd_disk *d);
+  op_fn op;
   uint8_t *old_view, *new_view;
   uint64_t old_size, new_size;
   bool per_sector;          /* zeroing: each sector old or new */
@@ -203,10 +205,18 @@ op_compact (struct vhd_disk *d)
   return vhd_compact (d, NULL, NULL);
 }
 
-Test (ops_crash, compact_dynamic, .timeout = 600)
+static int
+op_compact_no_move (struct vhd_disk *d)
+{
+  return vhd_compact_ex (d, VHD_COMPACT_NO_MOVE, NULL, NULL);
+}
+
+/* Six written 2 MiB blocks, then blocks 0, 2 and 3 zeroed. */
+static void
+compact_dynamic (op_fn op, const char *name)
 {
   static const unsigned blocks[] = { 0, 1, 2, 3, 4, 5 };
-  struct scenario sc = { .name = "compact (dynamic)", .op = op_compact };
+  struct scenario sc = { .name = name, .op = op };
   struct vhd_disk *d;
   uint8_t *view;
 
@@ -223,10 +233,13 @@ Test (ops_crash, compact_dynamic, .timeout = 600)
   crash_everywhere (&sc);
 }
 
-Test (ops_crash, compact_differencing, .timeout = 600)
+/* Over a parent of four blocks: block 0 the parent's bytes again, block
+ * 1 its own data, block 2 zeros over parent data, block 3 one page. */
+static void
+compact_differencing (op_fn op, const char *name)
 {
   static const unsigned blocks[] = { 0, 1, 2, 3 };
-  struct scenario sc = { .name = "compact (differencing)", .op = op_compact };
+  struct scenario sc = { .name = name, .op = op };
   struct vhd_disk *d;
   uint8_t *view, *under;
 
@@ -245,6 +258,27 @@ Test (ops_crash, compact_differencing, .timeout = 600)
   free (under);
   same_view (&sc, view, 8 * MiB);
   crash_everywhere (&sc);
+}
+
+Test (ops_crash, compact_dynamic, .timeout = 600)
+{
+  compact_dynamic (op_compact, "compact (dynamic)");
+}
+
+Test (ops_crash, compact_no_move_dynamic, .timeout = 600)
+{
+  compact_dynamic (op_compact_no_move, "compact --no-move (dynamic)");
+}
+
+Test (ops_crash, compact_differencing, .timeout = 600)
+{
+  compact_differencing (op_compact, "compact (differencing)");
+}
+
+Test (ops_crash, compact_no_move_differencing, .timeout = 600)
+{
+  compact_differencing (op_compact_no_move,
+                        "compact --no-move (differencing)");
 }
 
 static int

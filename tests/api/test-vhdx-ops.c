@@ -389,6 +389,42 @@ Test (defragment, blocks_move_into_the_holes)
   free (view), free (img.bytes);
 }
 
+/* Blocks 0, 2 and 4 hold zeros: they leave the BAT and nothing else
+ * moves; the file keeps its length. */
+Test (defragment, no_move_only_drops_blocks)
+{
+  struct image img;
+  uint8_t *view = malloc (8 * MiB);
+  struct vhd_disk *d = full_base (&img, view);
+  uint64_t where[8];
+  size_t len = mem_len (d);
+
+  fill (d, view, 0, MiB, 0);
+  fill (d, view, 2 * MiB, MiB, 0);
+  fill (d, view, 4 * MiB, MiB, 0);
+  for (uint64_t b = 0; b < 8; b++)
+    where[b] = bat_offset (d, b);
+  cr_assert_eq (vhd_compact_ex (d, VHD_COMPACT_NO_MOVE, NULL, NULL), 0, "%s",
+                vhd_get_error ());
+  expect_view (d, view, 8 * MiB, "after compact");
+  for (uint64_t b = 0; b < 8; b++)
+    if (b == 0 || b == 2 || b == 4)
+      cr_expect_eq (bat_state (d, b), VHDX_PAYLOAD_NOT_PRESENT, "block %"
+                    PRIu64, b);
+    else
+      cr_expect_eq (bat_offset (d, b), where[b], "block %" PRIu64 " moved",
+                    b);
+  cr_expect_eq (mem_len (d), len, "file is %zu bytes", mem_len (d));
+  snapshot (d, &img);
+  vhd_close (d);
+  int seen = 0;
+  cr_expect_eq (mem_check (img.bytes, img.len, false, &seen), 0);
+  d = must_open (&img, VHD_OPEN_RDONLY);
+  expect_view (d, view, 8 * MiB, "reopened");
+  vhd_close (d);
+  free (view), free (img.bytes);
+}
+
 Test (defragment, differencing_keeps_what_differs)
 {
   struct image pimg, cimg;
@@ -1354,6 +1390,29 @@ Test (crash, compact_base, .timeout = 600)
   snapshot (d, &img);
   vhd_close (d);
   crash_test ("compact (base)", &img, op_compact,
+              &(struct outcome) { view, view, 8 * MiB, 8 * MiB, 8 * MiB });
+  free (view), free (img.bytes);
+}
+
+static int
+op_compact_no_move (struct vhd_disk *d)
+{
+  return vhd_compact_ex (d, VHD_COMPACT_NO_MOVE, NULL, NULL);
+}
+
+Test (crash, compact_no_move, .timeout = 600)
+{
+  struct image img;
+  uint8_t *view = malloc (8 * MiB);
+  struct vhd_disk *d = full_base (&img, view);
+
+  fill (d, view, 0, MiB, 0);
+  fill (d, view, 3 * MiB, MiB, 0);
+  fill (d, view, 7 * MiB, MiB, 0);
+  cr_assert_eq (vhd_flush (d), 0);
+  snapshot (d, &img);
+  vhd_close (d);
+  crash_test ("compact --no-move (base)", &img, op_compact_no_move,
               &(struct outcome) { view, view, 8 * MiB, 8 * MiB, 8 * MiB });
   free (view), free (img.bytes);
 }
