@@ -28,6 +28,7 @@
 
 #include "copy-internal.h"
 #include "minmax.h"
+#include "zero.h"
 
 #define COPY_CHUNK (4U << 20)
 #define ZERO_PIECE (COPY_CHUNK / 64) /* one bit of a uint64_t per piece */
@@ -62,26 +63,6 @@ struct pipeline {
 
 /* --- zero detection ------------------------------------------------------- */
 
-/* Whether n bytes are all zero, eight words at a time.  Data usually has
- * a non-zero byte in its first word, zeros are scanned at memory speed. */
-static bool
-is_zero (const uint8_t *p, size_t n)
-{
-  size_t i = 0;
-
-  for (; i + 64 <= n; i += 64) {
-    uint64_t w[8], acc;
-    memcpy (w, p + i, sizeof w);
-    acc = w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7];
-    if (acc)
-      return false;
-  }
-  for (; i < n; i++)
-    if (p[i])
-      return false;
-  return true;
-}
-
 /* Piece i of a chunk at offset covers [offset, offset + n) cut at the
  * 64 KiB boundaries of the disk (chunks never cross 4 MiB boundaries). */
 static uint64_t
@@ -98,7 +79,7 @@ nonzero_mask (const uint8_t *buf, uint64_t offset, uint64_t n)
 
   for (i = 0; at < end; i++) {
     uint64_t e = piece_end (at, end);
-    if (!is_zero (buf + (at - offset), (size_t) (e - at)))
+    if (!buffer_is_zero (buf + (at - offset), (size_t) (e - at)))
       mask |= UINT64_C (1) << i;
     at = e;
   }

@@ -135,6 +135,11 @@ struct io *io_file_open (const char *path, bool readonly, bool create);
  * page cache is bypassed for data; small or unaligned metadata stays
  * buffered).  ENOTSUP when the file system cannot. */
 int io_file_use_direct (struct io *io);
+/* io_pwrite, through the file's O_DIRECT descriptor when it has one and
+ * buf, offset and count suit it: for bulk copies flushed at once and not
+ * read back soon, which the page cache would only slow down. */
+int io_pwrite_uncached (struct io *io, const void *buf, size_t count,
+                        uint64_t offset);
 /* Identity of an open file source, for loop detection; 0 on success. */
 int io_file_identity (struct io *io, uint64_t *dev, uint64_t *ino);
 

@@ -80,11 +80,9 @@ file_pread (struct io *io, void *buf, size_t count, uint64_t offset)
 }
 
 static int
-file_pwrite (struct io *io, const void *buf, size_t count, uint64_t offset)
+write_fd (int fd, const void *buf, size_t count, uint64_t offset)
 {
-  struct io_file *f = (struct io_file *) io;
   const uint8_t *p = buf;
-  int fd = transfer_fd (f, buf, count, offset);
 
   while (count > 0) {
     ssize_t r = pwrite (fd, p, count, (off_t) offset);
@@ -100,6 +98,13 @@ file_pwrite (struct io *io, const void *buf, size_t count, uint64_t offset)
     offset += (uint64_t) r;
   }
   return 0;
+}
+
+static int
+file_pwrite (struct io *io, const void *buf, size_t count, uint64_t offset)
+{
+  return write_fd (transfer_fd ((struct io_file *) io, buf, count, offset),
+                   buf, count, offset);
 }
 
 static int
@@ -286,6 +291,25 @@ io_file_use_direct (struct io *io)
   }
   f->use_direct = true;
   return 0;
+}
+
+int
+io_pwrite_uncached (struct io *io, const void *buf, size_t count,
+                    uint64_t offset)
+{
+  struct io_file *f = (struct io_file *) io;
+  uint32_t mem_align, offset_align;
+  uint64_t align;
+  int fd;
+
+  if (io->ops != &file_ops)
+    return io_pwrite (io, buf, count, offset);
+  fd = file_direct_fd (io, &mem_align, &offset_align);
+  align = MAX ((uint64_t) offset_align, (uint64_t) sysconf (_SC_PAGESIZE));
+  if (fd == -1 || (uintptr_t) buf % mem_align || offset % align
+      || count % align)
+    fd = f->fd;
+  return write_fd (fd, buf, count, offset);
 }
 
 static void

@@ -22,6 +22,7 @@
 #include "copy-internal.h"
 #include "internal.h"
 #include "minmax.h"
+#include "zero.h"
 
 #define COMPACT_CHUNK (1U << 20)
 
@@ -44,12 +45,6 @@ layer_has_data (struct vhd_disk *d, uint64_t offset, uint64_t len)
     len -= MIN (e.length, len);
   }
   return 0;
-}
-
-static bool
-all_zero (const uint8_t *p, size_t n)
-{
-  return n == 0 || (p[0] == 0 && memcmp (p, p + 1, n - 1) == 0);
 }
 
 /* The parent's view of the block (zeros past its end). */
@@ -82,7 +77,7 @@ examine_block (struct compactor *c, uint64_t offset, uint64_t len,
     size_t n = (size_t) MIN (len - done, (uint64_t) COMPACT_CHUNK);
     if (chain_pread (d, c->view, n, offset + done) == -1)
       return -1;
-    *zero = *zero && all_zero (c->view, n);
+    *zero = *zero && buffer_is_zero (c->view, n);
     if (*same) {
       if (read_under (d, c->under, n, offset + done) == -1)
         return -1;

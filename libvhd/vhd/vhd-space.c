@@ -29,6 +29,7 @@
 #include "byteorder.h"
 #include "minmax.h"
 #include "vhd/vhd.h"
+#include "zero.h"
 
 #define COPY_CHUNK (1U << 20)
 #define MAX_FREED 4096U
@@ -270,12 +271,6 @@ vhd_release_freed (struct vhd_disk *d)
 
 /* --- moving blocks -------------------------------------------------------- */
 
-static bool
-all_zero (const uint8_t *p, size_t n)
-{
-  return n == 0 || (p[0] == 0 && memcmp (p, p + 1, n - 1) == 0);
-}
-
 /* Copy bb bytes; zero chunks are punched, keeping a sparse block sparse. */
 static int
 copy_block (struct io *io, uint8_t *buf, uint64_t src, uint64_t dst,
@@ -287,7 +282,7 @@ copy_block (struct io *io, uint8_t *buf, uint64_t src, uint64_t dst,
     size_t n = (size_t) MIN (bb - done, (uint64_t) COPY_CHUNK);
     if (io_pread (io, buf, n, src + done) == -1)
       return -1;
-    if (all_zero (buf, n)) {
+    if (buffer_is_zero (buf, n)) {
       if (vhd_zero_file_range (io, dst + done, n) == -1)
         return -1;
     }

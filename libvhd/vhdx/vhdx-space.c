@@ -35,8 +35,10 @@
 #include "log.h"
 #include "minmax.h"
 #include "vhdx.h"
+#include "zero.h"
 
 #define COPY_CHUNK (1U << 20)
+#define COPY_ALIGN 4096U /* of the copy buffer, for O_DIRECT */
 #define ZERO_PIECE (64U << 10)
 
 /* --- extent lists --------------------------------------------------------- */
@@ -331,14 +333,11 @@ vhdx_trim (struct vhd_disk *d)
 
 /* --- moving --------------------------------------------------------------- */
 
-static bool
-all_zero (const uint8_t *p, size_t n)
-{
-  return n == 0 || (p[0] == 0 && memcmp (p, p + 1, n - 1) == 0);
-}
-
 /* Write the non-zero 64 KiB pieces of buf[0..n) at offset (the
- * destination reads as zeros already: punched or new). */
+ * destination reads as zeros already: punched or new), past the page
+ * cache where the file allows: a moved block is flushed at once and not
+ * read again soon, and filling new cache pages costs more than the disk
+ * write. */
 static int
 write_nonzero (struct io *io, const uint8_t *buf, size_t n, uint64_t offset)
 {
@@ -346,15 +345,15 @@ write_nonzero (struct io *io, const uint8_t *buf, size_t n, uint64_t offset)
 
   while (i < n) {
     size_t run = 0, piece;
-    while (i < n && all_zero (buf + i, MIN (n - i, (size_t) ZERO_PIECE)))
+    while (i < n && buffer_is_zero (buf + i, MIN (n - i, (size_t) ZERO_PIECE)))
       i += MIN (n - i, (size_t) ZERO_PIECE);
     while (i + run < n) {
       piece = MIN (n - i - run, (size_t) ZERO_PIECE);
-      if (all_zero (buf + i + run, piece))
+      if (buffer_is_zero (buf + i + run, piece))
         break;
       run += piece;
     }
-    if (run && io_pwrite (io, buf + i, run, offset + i) == -1)
+    if (run && io_pwrite_uncached (io, buf + i, run, offset + i) == -1)
       return -1;
     i += run;
   }
@@ -375,8 +374,7 @@ vhdx_copy_data (struct vhd_disk *d, uint64_t src, uint64_t dest,
   if ((uint64_t) size < dest + len
       && d->io->ops->truncate (d->io, dest + len) == -1)
     return -1;
-  buf = malloc (COPY_CHUNK);
-  if (buf == NULL) {
+  if (posix_memalign ((void **) &buf, COPY_ALIGN, COPY_CHUNK) != 0) {
     set_error (ENOMEM, "out of memory");
     return -1;
   }
