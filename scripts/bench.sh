@@ -12,6 +12,11 @@
 #   nbd      vhd-nbd-server vs qemu-nbd on vhdx and on vhd, plus nbdkit's file
 #            plugin on raw as the allocated-data read reference
 #   fuse     vhdfuse vs vhdimount on vhdx
+#   compact  vhdtool compact (and compact --no-move, when this vhdtool has it)
+#            vs qemu-img convert (qemu-img has no in-place compact: a compacted
+#            copy, + fsync, is what its users do) on a 2 GiB vhdx and vhd whose
+#            odd 16 MiB blocks are allocated zeros, next to `cat` of the image
+#            as the "read the data once" reference (the goal: ours <= ~1x it)
 #
 # Output: build/bench/results.tsv (peerbench's raw TSV, plus "# bench"/"# pair"
 # comment lines that describe the run), build/bench/table.md (markdown table,
@@ -20,12 +25,14 @@
 #
 # Environment:
 #   BENCH_RUNS [3]        runs per row (medians over them)
-#   BENCH_ONLY [all]      convert, nbd or fuse (comma/space separated list)
+#   BENCH_ONLY [all]      convert, nbd, fuse or compact (comma/space separated list)
 #   QUICK=1               shorter fio runs (passed to peerbench)
 #   BENCH_NBD_DIRECT=1    nbd also: vhd-nbd-server --cache=none vs qemu-nbd
 #                         --cache=none --aio=native on vhdx
 #   BENCH_DATA            data directory [${TMPDIR:-/var/tmp}/libvhd-bench.UID.HASH]
-#                         (~3.3 GiB allocated: 4 GiB sparse raw + vhd + vhdx + work files)
+#                         (~3.3 GiB allocated: 4 GiB sparse raw + vhd + vhdx + work files;
+#                         compact adds ~4 GiB: its 2 GiB vhdx and vhd, and ~3 GiB more
+#                         while it runs: a 2 GiB work copy and a 1 GiB qemu-img output)
 #   PEERBENCH             path of peerbench.sh [../shared/bench/peerbench.sh]
 #   B [build]             build directory: tools, and build/bench for the output
 #   BENCH_BIN [$B]        take vhdtool, vhd-nbd-server and vhdfuse from this directory
@@ -47,10 +54,10 @@ fi
 
 RUNS=${BENCH_RUNS:-3}
 case $RUNS in ''|*[!0-9]*|0) echo "bench: BENCH_RUNS must be a positive integer" >&2; exit 2;; esac
-ONLY=${BENCH_ONLY:-convert nbd fuse}
+ONLY=${BENCH_ONLY:-convert nbd fuse compact}
 ONLY=" ${ONLY//,/ } "
 for s in $ONLY; do
-  case $s in convert|nbd|fuse) ;; *) echo "bench: BENCH_ONLY: unknown suite '$s' (convert, nbd, fuse)" >&2; exit 2;; esac
+  case $s in convert|nbd|fuse|compact) ;; *) echo "bench: BENCH_ONLY: unknown suite '$s' (convert, nbd, fuse, compact)" >&2; exit 2;; esac
 done
 want() { [[ $ONLY == *" $1 "* ]]; }
 
@@ -106,9 +113,12 @@ meta "rev=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown
 meta "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 meta "versions: $($VHDTOOL --version 2>&1 | head -1); $(qemu-img --version 2>/dev/null | head -1); $(nbdkit --version 2>/dev/null | head -1); $(vhdimount -V 2>&1 | head -1); $(fio --version 2>/dev/null); kernel $(uname -r)"
 
-# (1) the data set, once (peerbench keeps it when its parameters are unchanged)
-say "data set in $DATA"
-"$PB" build 2>&1 | tee -a "$LOG" || { echo "bench: peerbench build failed" >&2; exit 1; }
+# (1) the data set, once (peerbench keeps it when its parameters are unchanged;
+# compact makes its own below)
+if want convert || want nbd || want fuse; then
+  say "data set in $DATA"
+  "$PB" build 2>&1 | tee -a "$LOG" || { echo "bench: peerbench build failed" >&2; exit 1; }
+fi
 
 # (2) the rows: peer then ours, RUNS times
 if want convert; then
@@ -168,6 +178,124 @@ if want fuse; then
   done
 fi
 
+# compact is not a peerbench workload: bench.sh times it itself, in
+# peerbench's row format so that bench-table.py reads it like the others.
+if want compact; then
+  CDIR=$DATA/compact CLOG=$DATA/logs/compact.log
+  mkdir -p "$CDIR" "$DATA/logs"
+  # The issue's image: 2 GiB, 128 blocks of 16 MiB (the vhdx block size; the
+  # vhd gets qemu's 2 MiB ones), even blocks seeded random, odd ones zeros
+  # written out; -S 0 stops qemu-img from skipping them, so half the blocks
+  # of both images are allocated zeros.  The raw file is only a step.
+  CBLOCK=16777216 CBLOCKS=128
+  cstamp="blocks=$CBLOCKS block=$CBLOCK seed=1 odd=zero"
+  if [ "$(cat "$CDIR/half.stamp" 2>/dev/null)" != "$cstamp" ] ||
+     [ ! -f "$CDIR/half.vhdx" ] || [ ! -f "$CDIR/half.vhd" ]; then
+    say "compact data set in $CDIR ($cstamp)"
+    rm -f "$CDIR"/half.*
+    python3 - "$CDIR/half.raw" "$CBLOCK" "$CBLOCKS" <<'EOF' &&
+import random, sys
+path, block, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+r, zero = random.Random(1), bytes(block)
+with open(path, 'wb') as f:
+    for i in range(n):
+        f.write(r.randbytes(block) if i % 2 == 0 else zero)
+EOF
+    qemu-img convert -S 0 -f raw -O vhdx -o block_size=$CBLOCK,subformat=dynamic \
+      "$CDIR/half.raw" "$CDIR/half.vhdx" >>"$CLOG" 2>&1 &&
+    qemu-img convert -S 0 -f raw -O vpc -o subformat=dynamic \
+      "$CDIR/half.raw" "$CDIR/half.vhd" >>"$CLOG" 2>&1 &&
+    echo "$cstamp" >"$CDIR/half.stamp" ||
+      { rm -f "$CDIR/half.raw"; echo "bench: cannot make the compact data set (log: $CLOG)" >&2; exit 1; }
+    rm -f "$CDIR/half.raw"
+  fi
+  meta "compact images: $(cd "$CDIR" && stat -c '%n %s bytes, %b*%B allocated' half.vhdx half.vhd | paste -sd ';') ($cstamp)"
+
+  # The mode being added; an older vhdtool only loses that row.
+  nomove=
+  if "$VHDTOOL" compact --help 2>&1 | grep -q -- --no-move; then
+    nomove=vhdtool-compact-no-move nmnote=''
+  else
+    nmnote='not measured: this vhdtool compact has no --no-move'
+    say "compact: $nmnote"
+  fi
+  # Targets are named apart from the convert suite's (vhdtool, qemu-img):
+  # pairs match rows by target.  read-once is the reference of every pair.
+  for fmt in vhdx vhd; do
+    pair compact vhdtool-compact qemu-img-convert "^$fmt\$"
+    pair "compact --no-move" vhdtool-compact-no-move qemu-img-convert "^$fmt\$" "$nmnote"
+  done
+
+  # ctime STDOUT CMD...: run CMD (stderr to CLOG) under /usr/bin/time; sets
+  # C_RC, C_WALL (s, from date: cat takes a fraction of a second), C_CPU
+  # (user+sys s), C_RSS (KB), C_OTHER (% of a core used meanwhile by the rest
+  # of the machine: the noise indicator) and C_STEAL (s).
+  cpustat() { awk '/^cpu /{print $2+$3+$4+$7+$8, $9; exit}' /proc/stat; }
+  ctime() {
+    local o=$1 tf=$DATA/logs/compact.time s0 s1 t0 t1; shift
+    echo "## $(date -u +%T) $*" >>"$CLOG"; rm -f "$tf"
+    s0=$(cpustat); t0=$(date +%s.%N)
+    /usr/bin/time -f '%U %S %M' -o "$tf" "$@" >>"$o" 2>>"$CLOG"; C_RC=$?
+    t1=$(date +%s.%N); s1=$(cpustat)
+    read -r C_WALL C_CPU C_RSS C_OTHER C_STEAL < <(awk -v t0="$t0" -v t1="$t1" \
+      -v s="$s0 $s1" -v tck="$(getconf CLK_TCK)" '
+      END { split(s, a, " "); w = t1 - t0; c = $1 + $2; o = (a[3] - a[1]) / tck - c
+            printf "%.3f %.2f %s %.0f %.2f\n", w, c, $3, (o > 0 ? o : 0) * 100 / w, (a[4] - a[2]) / tck }' "$tf")
+  }
+  crow() { local IFS=$'\t'; echo "$*" | tee -a "$OUT" "$LOG"; }
+
+  # compact_one FMT TARGET: one timed run on a fresh copy of half.FMT -> a row.
+  compact_one() {
+    local fmt=$1 t=$2 qf=vhdx opts=() fsync=- v=
+    [ "$fmt" = vhd ] && qf=vpc opts=(-o subformat=dynamic)
+    local img=$CDIR/half.$fmt work=$CDIR/work.$fmt out=$CDIR/out.$fmt
+    local res=$work sz=(- -)
+    rm -f "$work" "$out"
+    # --sparse=never: qemu-img leaves a few holes in its images, so cp's
+    # default takes them for sparse and would turn the zero blocks into
+    # holes.  After cp and sync the copy is in the page cache, all clean.
+    cp --sparse=never --reflink=never "$img" "$work" && sync ||
+      { echo "bench: cannot copy $img to $work" >&2; exit 1; }
+    case $t in
+      read-once) ctime /dev/null cat "$work";;
+      qemu-img-convert)
+        ctime "$CLOG" qemu-img convert -f "$qf" -O "$qf" "${opts[@]}" "$work" "$out"; res=$out
+        # Durability as in the convert rows; ours flushes before it exits.
+        local f0; f0=$(date +%s.%N); sync "$out"
+        fsync=$(awk -v a="$f0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.3f", b-a}');;
+      vhdtool-compact) ctime "$CLOG" "$VHDTOOL" compact "$work";;
+      vhdtool-compact-no-move) ctime "$CLOG" "$VHDTOOL" compact --no-move "$work";;
+    esac
+    if [ "$C_RC" != 0 ]; then v="verify=rc$C_RC;"
+    elif [ "$t" != read-once ]; then
+      if qemu-img compare -q -f "$qf" -F "$qf" "$img" "$res" >>"$CLOG" 2>&1
+      then v="verify=ok;"; else v="verify=FAIL;"; fi
+    fi
+    [ "$fsync" = - ] || v="${v}fsync_after=${fsync}s;"
+    [ -f "$res" ] && sz=($(stat -c '%s %b %B' "$res" | awk '{printf "%s %.0f\n", $1, $2 * $3}'))
+    # MB/s over the 2 GiB of disk content and over its 1 GiB of data;
+    # out_* = the file after the run (read-once: the image it read).
+    crow compact "$t" "$fmt" "$C_WALL" \
+      "$(awk -v w="$C_WALL" -v b=$((CBLOCK * CBLOCKS)) 'BEGIN{printf "%.0f", b/w/1e6}')" \
+      "$(awk -v w="$C_WALL" -v b=$((CBLOCK * CBLOCKS / 2)) 'BEGIN{printf "%.0f", b/w/1e6}')" \
+      - - - - - "$(awk -v c="$C_CPU" -v w="$C_WALL" 'BEGIN{printf "%.0f", 100*c/w}')" "$C_OTHER" \
+      "${sz[@]}" \
+      "${v}maxrss=${C_RSS}KB;steal=${C_STEAL}s"
+    rm -f "$work" "$out"
+  }
+
+  for fmt in vhdx vhd; do
+    for i in $(seq "$RUNS"); do
+      say "compact $fmt run $i/$RUNS"
+      # (the load on peerbench's comment lines, for bench-table.py's range)
+      echo "# $(date -u +%FT%TZ) $(hostname) nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg) mode=compact $fmt run $i/$RUNS" >>"$OUT"
+      for t in read-once qemu-img-convert vhdtool-compact $nomove; do
+        compact_one "$fmt" "$t"
+      done
+    done
+  done
+fi
+
 meta "load_end=$(cut -d' ' -f1-3 /proc/loadavg)"
 meta "elapsed=$(( $(date +%s) - T0 ))s"
 
@@ -181,7 +309,7 @@ echo
 echo "bench: raw rows in ${RES#$ROOT/}, table in ${TABLE#$ROOT/}, log in ${B#$ROOT/}/bench/bench.log"
 
 # Our failures make the run fail (peer failures are only in the table).
-ours_re='^[^#	]*	(vhdtool|vhd-nbd-server-[a-z-]*|vhdfuse-[a-z]*)	'
+ours_re='^[^#	]*	(vhdtool|vhdtool-compact[a-z-]*|vhd-nbd-server-[a-z-]*|vhdfuse-[a-z]*)	'
 bad=$(grep -E "$ours_re" "$OUT" | grep -E 'verify=(FAIL|rc[1-9])|server failed|mount failed|fio failed|nbdcopy rc=' || true)
 if [ -n "$bad" ]; then
   echo "bench: FAILED rows of our tools (logs in $DATA/logs):" >&2
