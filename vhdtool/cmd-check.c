@@ -260,7 +260,8 @@ int
 cmd_check (int argc, char *argv[])
 {
   bool repair = false, json = false;
-  int c;
+  const char *file;
+  int c, r;
 
   optind = 1;
   while ((c = getopt_long (argc, argv, short_opts, long_opts, NULL)) != -1) {
@@ -278,9 +279,6 @@ cmd_check (int argc, char *argv[])
       return try_help (CMD);
     }
   }
-  if (optind >= argc)
-    return usage_error (CMD, "missing FILE");
-  if (optind + 1 < argc)
-    return usage_error (CMD, "too many arguments");
-  return check (argv[optind], repair, json);
+  r = take_operand (argc, argv, CMD, "FILE", &file);
+  return r >= 0 ? r : check (file, repair, json);
 }

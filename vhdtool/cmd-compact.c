@@ -138,7 +138,8 @@ int
 cmd_compact (int argc, char *argv[])
 {
   bool show_progress = false, no_move = false;
-  int c;
+  const char *file;
+  int c, r;
 
   optind = 1;
   while ((c = getopt_long (argc, argv, short_opts, long_opts, NULL)) != -1)
@@ -155,9 +156,6 @@ cmd_compact (int argc, char *argv[])
     default:
       return try_help (CMD);
     }
-  if (optind >= argc)
-    return usage_error (CMD, "missing FILE");
-  if (optind + 1 < argc)
-    return usage_error (CMD, "too many arguments");
-  return compact (argv[optind], show_progress, no_move);
+  r = take_operand (argc, argv, CMD, "FILE", &file);
+  return r >= 0 ? r : compact (file, show_progress, no_move);
 }

@@ -530,6 +530,13 @@ parse_flag_operand (int argc, char *argv[], const char *cmd,
       return try_help (cmd);
     *flag = true;
   }
+  return take_operand (argc, argv, cmd, operand_name, operand);
+}
+
+int
+take_operand (int argc, char *argv[], const char *cmd,
+              const char *operand_name, const char **operand)
+{
   if (optind >= argc)
     return usage_error (cmd, "missing %s", operand_name);
   if (optind + 1 < argc)

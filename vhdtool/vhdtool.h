@@ -95,6 +95,10 @@ extern int parse_flag_operand (int argc, char *argv[], const char *cmd,
                                const struct option *long_opts, int flag_opt,
                                void (*usage) (void), const char *operand_name,
                                bool *flag, const char **operand);
+/* After the options: the single operand at optind.  Returns -1 to go on,
+ * with *operand set, or the exit status of a usage error. */
+extern int take_operand (int argc, char *argv[], const char *cmd,
+                         const char *operand_name, const char **operand);
 extern int fail (const char *file, const char *fs, ...) ATTR_PRINTF (2, 3);
 extern int fail_lib (const char *file);      /* uses vhd_get_error () */
 extern void warn_lib (const char *file);     /* "FILE: warning: ..." */
