@@ -34,7 +34,9 @@
  *            and applied), or the BAT through both region tables (the
  *            log retired first, copy 1, flush, copy 2, flush);
  *   release  the old places, only now that nothing durable points at
- *            them (punched, and free for the next moves).
+ *            them.  Blocks' old places wait for the end of step 1: those
+ *            below the last object are punched and made free then, and
+ *            the rest is cut off with the file, never punched.
  * The file is cut only after the log is retired (its entries record the
  * file's size).  A crash anywhere leaves every object at its old or its
  * new place, so the disk reads the same.
@@ -164,7 +166,6 @@ move_down (struct vhd_disk *d, const struct vhdx_object *ob,
   vhdx_free_remove (v, dest, dest + len);
   if (vhdx_copy_data (d, ob->start, dest, len) == -1)
     return -1;
-  vhdx_pending_add (v, ob->start, ob->end);
   b->m[b->n++] = (struct vhdx_move) { ob->index, dest };
   b->bytes += len;
   return b->n >= MIN (vhdx_move_batch, MOVE_BATCH)
@@ -198,10 +199,7 @@ fill_from_top (struct vhd_disk *d, const struct vhdx_object *o, size_t n,
       r = move_down (d, &o[i], &b);
     report (progress, opaque, d->size, 0.5 * (double) (n - i) / (double) n);
   }
-  if (r == 0)
-    return switch_batch (d, &b);
-  vhdx_pending_settle (d, false); /* the old places stay referenced */
-  return -1;
+  return r == 0 ? switch_batch (d, &b) : -1;
 }
 
 /* Every movable object, lowest first, into the lowest free space below
@@ -215,6 +213,7 @@ place_in_order (struct vhd_disk *d, vhd_progress_fn progress, void *opaque)
 
   if (vhdx_objects (d, &o, &n) == -1)
     return -1;
+  free_gaps (d, o, n); /* the places blocks left below the last object */
   for (i = 0; r == 0 && i < n; i++) {
     if (o[i].kind != VHDX_OBJ_FIXED)
       r = place (d, &o[i]);
