@@ -55,7 +55,7 @@ usage (void)
 {
   printf ("Usage: %s %s [-O raw|vhd|vhdx] [-t fixed|dynamic] "
           "[-b BLOCK_SIZE]\n"
-           "         [--logical-sector N] [--physical-sector N] "
+          "         [--logical-sector N] [--physical-sector N] "
           "[--cache MODE] [-p]\n"
           "         SRC DST\n"
           "\n"
@@ -131,6 +131,9 @@ check_operands (int argc, char *argv[], struct convert_args *a)
   if (strcmp (a->dst, "-") == 0) {
     if (a->p.format != -1 && a->p.format != VHD_FORMAT_RAW)
       return usage_error (CMD, "standard output can only be written raw");
+    if (a->cache != CACHE_DEFAULT)
+      return usage_error (CMD, "--cache is for an image file, not standard "
+                          "output");
     a->p.format = VHD_FORMAT_RAW;
   }
   if (a->p.format == -1)

@@ -114,11 +114,15 @@ Test (errors, every_other_call_refuses_null)
               vhd_block_status_ex (NULL, 0, 1, 0, no_extent, NULL));
   CHECK_NULL ("vhd_resize", vhd_resize (NULL, 4096, 0));
   CHECK_NULL ("vhd_compact", vhd_compact (NULL, NULL, NULL));
+  CHECK_NULL ("vhd_compact_ex",
+              vhd_compact_ex (NULL, VHD_COMPACT_NO_MOVE, NULL, NULL));
   CHECK_NULL ("vhd_commit", vhd_commit (NULL, NULL, NULL));
   CHECK_NULL ("vhd_rebase", vhd_rebase (NULL, "x", 0));
   CHECK_NULL ("vhd_check", vhd_check (NULL, 0, NULL, NULL));
   CHECK_NULL ("vhd_create_opts_set_parent",
               vhd_create_opts_set_parent (NULL, "x"));
+  CHECK_NULL ("vhd_create_opts_set_open_flags",
+              vhd_create_opts_set_open_flags (NULL, VHD_OPEN_DIRECT));
   CHECK_NULL ("vhd_open_opts_set_parent",
               vhd_open_opts_set_parent (NULL, "x"));
   CHECK_NULL ("vhd_open_opts_set_flags", vhd_open_opts_set_flags (NULL, 0));
@@ -158,7 +162,51 @@ Test (errors, bad_flags_everywhere)
   expect_error ("vhd_rebase: ", EINVAL);
   cr_expect_eq (vhd_check ("/nonexistent", 0x80, NULL, NULL), -1);
   expect_error ("vhd_check: ", EINVAL);
+  cr_expect_eq (vhd_compact_ex (d, 0x2, NULL, NULL), -1);
+  expect_error ("vhd_compact_ex: ", EINVAL);
+  cr_expect_eq (vhd_compact_ex (d, 0x80000000U | VHD_COMPACT_NO_MOVE, NULL,
+                                NULL), -1);
+  expect_error ("vhd_compact_ex: ", EINVAL);
   vhd_close (d);
+}
+
+/* Compaction writes: a read-only handle is refused before anything is
+ * read, whichever entry point and flags. */
+Test (errors, compact_readonly_handle)
+{
+  char dir[] = "/tmp/libvhd-compact-XXXXXX", path[64], cmd[96];
+  struct vhd_create_opts *o = vhd_create_opts_new ();
+  struct vhd_disk *d;
+
+  cr_assert_not_null (mkdtemp (dir));
+  snprintf (path, sizeof path, "%s/dyn.vhd", dir);
+  cr_assert_eq (vhd_create_opts_set_size (o, 4U << 20), 0);
+  d = vhd_create (path, o);
+  cr_assert_not_null (d, "%s", vhd_get_error ());
+  vhd_close (d);
+  vhd_create_opts_free (o);
+
+  d = vhd_open (path, VHD_OPEN_RDONLY);
+  cr_assert_not_null (d, "%s", vhd_get_error ());
+  cr_expect_eq (vhd_compact_ex (d, VHD_COMPACT_NO_MOVE, NULL, NULL), -1);
+  expect_error ("vhd_compact_ex: ", EROFS);
+  cr_expect (strstr (vhd_get_error (), path) != NULL,
+             "the message names the file: %s", vhd_get_error ());
+  cr_expect_eq (vhd_compact_ex (d, 0, NULL, NULL), -1);
+  expect_error ("vhd_compact_ex: ", EROFS);
+  cr_expect_eq (vhd_compact (d, NULL, NULL), -1);
+  expect_error ("vhd_compact: ", EROFS);
+  vhd_close (d);
+
+  /* The same image read-write: both flag values are accepted. */
+  d = vhd_open (path, 0);
+  cr_assert_not_null (d, "%s", vhd_get_error ());
+  cr_expect_eq (vhd_compact_ex (d, VHD_COMPACT_NO_MOVE, NULL, NULL), 0, "%s",
+                vhd_get_error ());
+  cr_expect_eq (vhd_compact_ex (d, 0, NULL, NULL), 0, "%s", vhd_get_error ());
+  vhd_close (d);
+  snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
+  cr_expect_eq (system (cmd), 0);
 }
 
 Test (errors, zero_length_calls_succeed)
@@ -243,8 +291,43 @@ Test (errors, create_opts_validation)
   expect_error ("vhd_create_opts_set_sector_size: ", EINVAL);
   cr_expect_eq (vhd_create_opts_set_size (NULL, 1), -1);
   expect_error ("vhd_create_opts_set_size: ", EFAULT);
+  /* Only VHD_OPEN_DIRECT may be asked for the handle vhd_create returns. */
+  cr_expect_eq (vhd_create_opts_set_open_flags (o, VHD_OPEN_RDONLY), -1);
+  expect_error ("vhd_create_opts_set_open_flags: ", EINVAL);
+  cr_expect_eq (vhd_create_opts_set_open_flags (o, VHD_OPEN_DIRECT
+                                                   | VHD_OPEN_RDONLY), -1);
+  expect_error ("vhd_create_opts_set_open_flags: ", EINVAL);
+  cr_expect_eq (vhd_create_opts_set_open_flags (o, 0x80000000U), -1);
+  expect_error ("vhd_create_opts_set_open_flags: ", EINVAL);
+  cr_expect_eq (vhd_create_opts_set_open_flags (o, VHD_OPEN_DIRECT), 0, "%s",
+                vhd_get_error ());
+  cr_expect_eq (vhd_create_opts_set_open_flags (o, 0), 0, "%s",
+                vhd_get_error ());
   vhd_create_opts_free (o);
   vhd_create_opts_free (NULL);
+}
+
+/* A refused open flag leaves the options as they were: a create with
+ * them still works and gives a plain read-write handle. */
+Test (errors, create_open_flags_refused_keep_options)
+{
+  char path[] = "/tmp/libvhd-test-openflags.vhdx";
+  struct vhd_create_opts *o = vhd_create_opts_new ();
+  struct vhd_disk *d;
+  uint8_t buf[512] = { 9 };
+
+  unlink (path);
+  cr_assert_eq (vhd_create_opts_set_format (o, VHD_FORMAT_VHDX), 0);
+  cr_assert_eq (vhd_create_opts_set_size (o, 4U << 20), 0);
+  cr_expect_eq (vhd_create_opts_set_open_flags (o, VHD_OPEN_RDONLY), -1);
+  expect_error ("vhd_create_opts_set_open_flags: ", EINVAL);
+  d = vhd_create (path, o);
+  cr_assert_not_null (d, "%s", vhd_get_error ());
+  cr_expect_eq (vhd_pwrite (d, buf, sizeof buf, 0), 0, "not read-only: %s",
+                vhd_get_error ());
+  vhd_close (d);
+  vhd_create_opts_free (o);
+  unlink (path);
 }
 
 Test (errors, child_sector_size_must_be_the_parents)

@@ -269,6 +269,104 @@ direct (int format)
 Test (open_opts, direct_vhd) { direct (VHD_FORMAT_VHD); }
 Test (open_opts, direct_vhdx) { direct (VHD_FORMAT_VHDX); }
 
+/* vhd_create of PATH (FORMAT, dynamic unless raw, SIZE bytes) with the
+ * open flags FLAGS for the handle it returns. */
+static struct vhd_disk *
+create_with (const char *path, int format, unsigned flags)
+{
+  struct vhd_create_opts *o = vhd_create_opts_new ();
+  struct vhd_disk *d;
+
+  cr_assert_not_null (o);
+  cr_assert_eq (vhd_create_opts_set_format (o, format), 0);
+  cr_assert_eq (vhd_create_opts_set_size (o, SIZE), 0);
+  if (format == VHD_FORMAT_VHDX)
+    cr_assert_eq (vhd_create_opts_set_block_size (o, 1U << 20), 0);
+  cr_assert_eq (vhd_create_opts_set_open_flags (o, flags), 0, "%s",
+                vhd_get_error ());
+  d = vhd_create (path, o);
+  vhd_create_opts_free (o);
+  return d;
+}
+
+/* vhd_create with VHD_OPEN_DIRECT returns a handle on an O_DIRECT
+ * descriptor of the new file; aligned writes through it read back, there
+ * and after reopening.  Without the flag the handle has none. */
+static void
+create_direct (int format)
+{
+  struct vhd_disk *d;
+  uint8_t *buf = NULL;
+
+  d = create_with (in_dir ("direct"), format, VHD_OPEN_DIRECT);
+  if (d == NULL && vhd_get_errno () == ENOTSUP)
+    cr_skip_test ("no direct I/O here: %s", vhd_get_error ());
+  cr_assert_not_null (d, "%s", vhd_get_error ());
+  cr_assert_geq (direct_fds_on (in_dir ("direct")), 1,
+                 "vhd_create's handle has an O_DIRECT descriptor");
+
+  cr_assert_eq (posix_memalign ((void **) &buf, 4096, 1U << 20), 0);
+  memset (buf, 0x6b, 1U << 20);
+  cr_assert_eq (vhd_pwrite (d, buf, 1U << 20, 3U << 20), 0, "%s",
+                vhd_get_error ());
+  memset (buf, 0x2d, 65536);
+  cr_assert_eq (vhd_pwrite (d, buf, 65536, 0), 0, "%s", vhd_get_error ());
+  cr_assert_eq (vhd_flush (d), 0, "%s", vhd_get_error ());
+  expect_byte (d, 0, 0x2d);
+  expect_byte (d, (3U << 20) + 4096, 0x6b);
+  expect_byte (d, (4U << 20) - 4096, 0x6b);
+  expect_byte (d, 4U << 20, 0);
+  vhd_close (d);
+
+  d = vhd_open (in_dir ("direct"), VHD_OPEN_RDONLY);
+  cr_assert_not_null (d, "%s", vhd_get_error ());
+  cr_assert_eq (vhd_get_format (d), format);
+  cr_assert_eq (vhd_pread (d, buf, 1U << 20, 3U << 20), 0, "%s",
+                vhd_get_error ());
+  for (size_t i = 0; i < (1U << 20); i++)
+    cr_assert_eq (buf[i], 0x6b, "byte %zu after reopening", i);
+  expect_byte (d, 61440, 0x2d);
+  vhd_close (d);
+
+  d = create_with (in_dir ("buffered"), format, 0);
+  cr_assert_not_null (d, "%s", vhd_get_error ());
+  cr_assert_eq (direct_fds_on (in_dir ("buffered")), 0,
+                "open flags 0: no O_DIRECT descriptor");
+  vhd_close (d);
+  free (buf);
+}
+
+Test (open_opts, create_direct_raw) { create_direct (VHD_FORMAT_RAW); }
+Test (open_opts, create_direct_vhd) { create_direct (VHD_FORMAT_VHD); }
+Test (open_opts, create_direct_vhdx) { create_direct (VHD_FORMAT_VHDX); }
+
+/* Where the file system has no O_DIRECT, vhd_create with VHD_OPEN_DIRECT
+ * fails with ENOTSUP and leaves no file; where it has, the handle is
+ * direct.  /dev/shm (tmpfs) is either, by kernel version. */
+Test (open_opts, create_direct_needs_a_capable_file_system)
+{
+  char path[] = "/dev/shm/libvhd-cdirect-XXXXXX";
+  int fd = mkstemp (path);
+  struct vhd_disk *d;
+
+  if (fd == -1)
+    cr_skip_test ("no /dev/shm: %s", strerror (errno));
+  close (fd);
+  unlink (path);
+  d = create_with (path, VHD_FORMAT_VHDX, VHD_OPEN_DIRECT);
+  if (d == NULL) {
+    cr_expect_eq (vhd_get_errno (), ENOTSUP, "%s", vhd_get_error ());
+    cr_expect (strstr (vhd_get_error (), "vhd_create: ") == vhd_get_error (),
+               "%s", vhd_get_error ());
+    cr_expect_neq (access (path, F_OK), 0, "a failed create leaves no file");
+  }
+  else {
+    cr_expect_geq (direct_fds_on (path), 1);
+    vhd_close (d);
+  }
+  unlink (path);
+}
+
 Test (open_opts, direct_needs_a_capable_file_system)
 {
   /* /dev/shm is tmpfs: O_DIRECT is refused there on older kernels and

@@ -1,8 +1,8 @@
 #!/bin/bash
 # vhdtool's command-line contract (DESIGN.md, "Command-line contracts"):
 # --help / --version / usage errors / exit codes of every subcommand, and
-# create, info, map and convert on small images, with qemu-img as an
-# independent reader and writer where it is installed.
+# create, info, map and convert (and its --cache option) on small images,
+# with qemu-img as an independent reader and writer where it is installed.
 #
 #   B=build tests/tools/test-vhdtool-cli.sh      (VHDTOOL overrides $B/vhdtool)
 . "$(dirname "$0")/../lib.sh"
@@ -345,6 +345,36 @@ mv base.$X gone.$X
 runtime_err child.$X convert child.$X orphan.raw
 [ ! -e orphan.raw ] || fail "failed convert left orphan.raw behind"
 mv gone.$X base.$X
+
+note "convert --cache: option parsing"
+expect 0 convert --help
+stdout_has "--cache MODE" "convert --help"
+for bad in bogus "" NONE writethrough; do
+  usage_err convert --cache="$bad" d.$X cache.raw
+  stderr_has "invalid cache mode '$bad' (none or writeback)" "convert --cache=$bad"
+  stderr_has "Try 'vhdtool convert --help'" "convert --cache=$bad"
+  [ ! -e cache.raw ] || fail "convert --cache=$bad created its DST"
+done
+usage_err convert d.$X cache.raw --cache
+usage_err convert --cache none d.$X
+usage_err convert --cache=none d.$X -
+stderr_has "not standard output" "convert --cache=none to stdout"
+[ ! -e cache.raw ] || fail "a convert usage error created its DST"
+for mode in none writeback; do
+  expect 0 convert --cache=$mode d.$X cache-$mode.raw
+  expect_same_file data.raw cache-$mode.raw "convert --cache=$mode -> raw"
+  expect 0 convert d.$X --cache $mode cache-$mode.vhd
+  [ "$(md5_raw cache-$mode.vhd)" = "$(md5_file data.raw)" ] \
+    || fail "convert --cache $mode (after SRC) -> vhd"
+done
+# The existing-DST check comes first, whatever the cache mode.
+sum=$(md5_file cache-none.raw)
+for mode in none writeback; do
+  runtime_err cache-none.raw convert --cache=$mode d.$X cache-none.raw
+  stderr_has "exists" "convert --cache=$mode over an existing DST"
+done
+runtime_err cache-none.raw convert d.$X cache-none.raw
+[ "$(md5_file cache-none.raw)" = "$sum" ] || fail "convert --cache modified an existing DST"
 
 note "differencing chain with data"
 expect 0 convert -b 1M data.raw base-data.$X

@@ -1,10 +1,11 @@
 #!/bin/bash
 # vhdtool's image operations (DESIGN.md, "Command-line contracts"):
 # check (exit codes 0 / 2 / 3 / 1, --repair, --json), compact, resize
-# (absolute, +SIZE, -SIZE, --shrink, refused shrinks), commit (with the
-# warning about other children of the parent) and rebase (moved parent,
-# wrong parent, --unsafe), with qemu-img as an independent reader where
-# it is installed.
+# (absolute, +SIZE, -SIZE, --shrink, refused shrinks), compact --no-move
+# (holes punched in place), commit (with the warning about other children
+# of the parent), rebase (moved parent, wrong parent, --unsafe) and
+# convert --cache (O_DIRECT output, and file systems without it), with
+# qemu-img as an independent reader where it is installed.
 #
 #   B=build tests/tools/test-vhdtool-ops.sh      (VHDTOOL overrides $B/vhdtool)
 . "$(dirname "$0")/../lib.sh"
@@ -105,6 +106,59 @@ same_view () {
   stream_same "$1" "$2" "$3"
 }
 
+# human BYTES: BYTES as vhdtool prints sizes (three significant digits,
+# no trailing zeros, binary units): 33566720 -> "32 MiB".
+human () {
+  "$PY" -c '
+import sys
+v, u = float(sys.argv[1]), 0
+units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+while v >= 1024 and u + 1 < len(units):
+    v /= 1024; u += 1
+s = "%.*f" % (2 if v < 10 else 1 if v < 100 else 0, v)
+if "." in s:
+    s = s.rstrip("0").rstrip(".")
+print(s, units[u])' "$1"
+}
+
+# qemu_compare A B WHAT: qemu-img reads A and B (formats from their names,
+# never probed: a fixed VHD probes as raw) as the same disk.
+qemu_compare () {
+  have_qemu || return 0
+  qemu-img compare --image-opts "$(qemu_opts "$1")" "$(qemu_opts "$2")" \
+    > "$T/qcmp" 2>&1 || fail "$3: qemu-img compare $1 $2: $(cat "$T/qcmp")"
+  grep -q "^Images are identical" "$T/qcmp" \
+    || fail "$3: qemu-img compare $1 $2: $(cat "$T/qcmp")"
+}
+
+# direct_io_in DIR: libvhd does direct I/O on the file system of DIR (it
+# takes O_DIRECT opens and reports their alignment: vhd_open with
+# VHD_OPEN_DIRECT works).  tmpfs takes O_DIRECT since Linux 6.6 but
+# reports no alignment.
+direct_io_in () {
+  local probe="$1/.direct-probe" r=0
+  truncate -s $MiB "$probe"
+  py_libvhd - "$B/libvhd.so" "$probe" <<'PYEOF' || r=$?
+import ctypes, errno, sys
+lib = ctypes.CDLL(sys.argv[1])
+lib.vhd_open.restype = ctypes.c_void_p
+lib.vhd_open.argtypes = [ctypes.c_char_p, ctypes.c_uint]
+lib.vhd_close.argtypes = [ctypes.c_void_p]
+lib.vhd_get_error.restype = ctypes.c_char_p
+VHD_OPEN_DIRECT = 0x08
+d = lib.vhd_open(sys.argv[2].encode(), VHD_OPEN_DIRECT)
+if d:
+    lib.vhd_close(d)
+    sys.exit(0)
+if lib.vhd_get_errno() == errno.ENOTSUP:
+    sys.exit(1)
+sys.exit("vhd_open %s direct: %s" % (sys.argv[2], lib.vhd_get_error().decode()))
+PYEOF
+  rm -f "$probe"
+  [ $r -le 1 ] || fail "probing direct I/O in $1 failed"
+  return $r
+}
+
 # corrupt FILE OFFSET: flip the byte at OFFSET (negative: from the end).
 corrupt () {
   "$PY" - "$1" "$2" <<'PYEOF'
@@ -152,6 +206,12 @@ usage_err check --repair
 usage_err check --json
 usage_err compact a.vhd b.vhd
 usage_err compact -p
+usage_err compact --no-move
+usage_err compact --no-move -p
+usage_err compact --no-move a.vhd b.vhd
+usage_err compact --no-move=yes a.vhd
+expect 0 compact --help
+stdout_has "--no-move" "compact --help"
 usage_err resize a.vhd
 usage_err resize --shrink a.vhd
 usage_err resize a.vhd 1Q
@@ -174,6 +234,7 @@ runtime_err missing.vhd check missing.vhd
 runtime_err missing.vhd check --json missing.vhd
 [ ! -s out ] || fail "check --json of a missing file printed: $(cat out)"
 runtime_err missing.vhd compact missing.vhd
+runtime_err missing.vhd compact --no-move missing.vhd
 runtime_err missing.vhd resize missing.vhd 1G
 runtime_err missing.vhd resize missing.vhd -1M
 runtime_err missing.vhd commit missing.vhd
@@ -341,6 +402,164 @@ for fmt in vhd vhdx; do
     || fail "compact diff-c.$fmt: allocated $a1 -> $a2, expected less"
   same_view diff-c.$fmt diffview.raw "diff-c.$fmt after compact"
   same_view base-c.$fmt full.raw "compact of a child changed its parent"
+done
+
+# ------------------------------------------------------------ compact --no-move
+note "compact --no-move: fixed images and raw files are refused as by compact"
+for f in fx.vhd fresh-fixed.vhdx plain.img; do
+  sum=$(md5_file $f)
+  runtime_err $f compact $f
+  cp err compact.err
+  runtime_err $f compact --no-move $f
+  cmp -s err compact.err \
+    || fail "compact --no-move $f: error '$(cat err)' is not compact's '$(cat compact.err)'"
+  runtime_err $f compact -p --no-move $f
+  [ "$(md5_file $f)" = "$sum" ] || fail "compact --no-move changed $f"
+done
+stderr_has "raw" "compact --no-move of a raw file"
+runtime_err fx.vhd compact --no-move fx.vhd
+stderr_has "fixed" "compact --no-move of a fixed image"
+
+# Whether this file system gives punched space back (the allocation
+# checks need it; the content checks hold either way).
+punch=yes
+mkraw punch.probe $MiB 0:$MiB:1
+if ! fallocate -p -o 0 -l $MiB punch.probe 2>/dev/null \
+   || [ "$(alloc_bytes punch.probe)" -ge $MiB ]; then
+  punch=
+  note "no hole punching under $T: host allocation not checked"
+fi
+
+# 32 MiB, 16 blocks of 2 MiB: eight with data, eight written as real
+# zero bytes (allocated in the image and on the host), the last among them.
+nm_zero=(1 2 5 6 7 10 13 15)
+nm_regions=()
+for b in $(seq 0 15); do
+  case " ${nm_zero[*]} " in
+    *" $b "*) nm_regions+=("$((b * 2 * MiB)):$((2 * MiB)):z") ;;
+    *) nm_regions+=("$((b * 2 * MiB)):$((2 * MiB)):$((70 + b))") ;;
+  esac
+done
+mkraw nm.raw $((32 * MiB)) "${nm_regions[@]}"
+zero_bytes=$((${#nm_zero[@]} * 2 * MiB))
+
+for fmt in vhd vhdx; do
+  note "compact --no-move: dynamic $fmt with allocated zero blocks"
+  f=nm.$fmt
+  if have_qemu; then
+    case $fmt in
+      vhd) qemu-img convert -q -S 0 -f raw -O vpc \
+             -o subformat=dynamic,force_size=on nm.raw $f ;;
+      vhdx) qemu-img convert -q -S 0 -f raw -O vhdx -o block_size=2M \
+              nm.raw $f ;;
+    esac
+  else
+    mkraw nm-full.raw $((32 * MiB)) 0:$((32 * MiB)):70
+    expect 0 convert -b 2M nm-full.raw $f
+    lib_pwrite $f "${nm_regions[@]}"
+  fi
+  cp $f pristine.$fmt
+  same_view $f nm.raw "$f before compact --no-move"
+  info_to $f nm.json
+  jcheck nm.json "d['allocated_bytes'] == 32 * $MiB" \
+    "$f: test setup, every block allocated"
+  len0=$(file_size $f)
+  alloc0=$(alloc_bytes $f)
+  [ "$alloc0" -ge $((32 * MiB)) ] \
+    || fail "$f: test setup, only $alloc0 bytes allocated on the host"
+
+  expect 0 compact --no-move $f
+  len1=$(file_size $f)
+  alloc1=$(alloc_bytes $f)
+  want="compacted in place: $(human $alloc0) -> $(human $alloc1) allocated on the host (file length $(human $len1))"
+  [ "$(cat out)" = "$want" ] \
+    || fail "compact --no-move $f: printed '$(cat out)', expected '$want'"
+  [ ! -s err ] || fail "compact --no-move $f wrote to stderr: $(cat err)"
+  # Nothing moves: the file never grows, and a VHDX keeps its length (a
+  # VHD may cut dropped blocks at its very end).
+  [ "$len1" -le "$len0" ] || fail "compact --no-move $f: file grew $len0 -> $len1"
+  [ $fmt = vhd ] || [ "$len1" -eq "$len0" ] \
+    || fail "compact --no-move $f: length $len0 -> $len1, expected unchanged"
+  if [ -n "$punch" ]; then
+    [ "$alloc1" -le $((alloc0 - zero_bytes * 7 / 8)) ] \
+      || fail "compact --no-move $f: host allocation $alloc0 -> $alloc1, expected about $zero_bytes bytes less"
+  fi
+  info_to $f nm.json
+  jcheck nm.json "d['allocated_bytes'] == 32 * $MiB - $zero_bytes" \
+    "$f: the zero blocks are dropped"
+  same_view $f nm.raw "$f after compact --no-move"
+  qemu_same $f nm.raw "$f after compact --no-move (qemu-img)"
+  qemu_compare $f pristine.$fmt "$f after compact --no-move"
+  # Punched gaps are holes taking no space: information, not leaks.
+  # (Where nothing can be punched they are leaks, exit 3.)
+  if [ -n "$punch" ]; then
+    expect 0 check $f
+    grep -q '^leak: ' out && fail "check $f after compact --no-move: $(cat out)"
+    expect 0 check --json $f
+    cp out nmcheck.json
+    jcheck nmcheck.json "d['result'] == 'clean' and d['leaks'] == 0" \
+      "check --json $f after compact --no-move"
+  else
+    run check $f
+    [ $rc -eq 0 ] || [ $rc -eq 3 ] \
+      || fail "check $f after compact --no-move: exit $rc: $(cat out err)"
+  fi
+  if have_qemu && [ $fmt = vhdx ]; then
+    qemu-img check -q -f vhdx $f || fail "qemu-img check $f after compact --no-move"
+  fi
+
+  note "compact --no-move: $fmt again changes nothing"
+  sum=$(md5_file $f)
+  expect 0 compact --no-move $f
+  grep -q '^compacted in place: ' out || fail "second compact --no-move $f: $(cat out)"
+  [ "$(md5_file $f)" = "$sum" ] || fail "a second compact --no-move changed $f"
+
+  note "compact: $fmt after --no-move shortens the file"
+  expect 0 compact $f
+  grep -Eq '^compacted: [0-9.]+ [KMG]?i?B -> [0-9.]+ [KMG]?i?B$' out \
+    || fail "compact $f after --no-move: $(cat out)"
+  len2=$(file_size $f)
+  [ "$len2" -le $((len0 - zero_bytes * 7 / 8)) ] \
+    || fail "compact $f after --no-move: file $len0 -> $len1 -> $len2 bytes, expected about $zero_bytes less"
+  same_view $f nm.raw "$f after compact --no-move, compact"
+  qemu_compare $f pristine.$fmt "$f after compact --no-move, compact"
+  expect 0 check $f
+  if have_qemu && [ $fmt = vhdx ]; then
+    qemu-img check -q -f vhdx $f || fail "qemu-img check $f after compact"
+  fi
+
+  note "compact --no-move -p: $fmt"
+  cp pristine.$fmt p.$fmt
+  expect 0 compact -p --no-move p.$fmt
+  stdout_has "(100.00/100%)" "compact -p --no-move"
+  stdout_has "compacted in place: " "compact -p --no-move"
+  [ "$(file_size p.$fmt)" -le "$len0" ] || fail "compact -p --no-move grew p.$fmt"
+  if [ -n "$punch" ]; then
+    [ "$(alloc_bytes p.$fmt)" -le $((alloc0 - zero_bytes * 7 / 8)) ] \
+      || fail "compact -p --no-move p.$fmt: host allocation $alloc0 -> $(alloc_bytes p.$fmt)"
+  fi
+  same_view p.$fmt nm.raw "compact -p --no-move p.$fmt"
+
+  note "compact --no-move: differencing $fmt drops blocks equal to the parent's"
+  expect 0 create -b 2M --parent base-c.$fmt diff-n.$fmt
+  lib_pwrite diff-n.$fmt 0:$((2 * MiB)):21 $((4 * MiB)):$MiB:22 \
+    $((10 * MiB)):$((2 * MiB)):z
+  same_view diff-n.$fmt diffview.raw "diff-n.$fmt before compact --no-move"
+  cp diff-n.$fmt diff-m.$fmt
+  a0=$(info_json diff-n.$fmt | json_get allocated_bytes)
+  dlen=$(file_size diff-n.$fmt)
+  expect 0 compact --no-move diff-n.$fmt
+  expect 0 compact diff-m.$fmt
+  a1=$(info_json diff-n.$fmt | json_get allocated_bytes)
+  a2=$(info_json diff-m.$fmt | json_get allocated_bytes)
+  [ "$a1" -lt "$a0" ] && [ "$a1" -eq "$a2" ] \
+    || fail "compact --no-move diff-n.$fmt: allocated $a0 -> $a1, expected less and what compact leaves ($a2)"
+  [ "$(file_size diff-n.$fmt)" -le "$dlen" ] || fail "compact --no-move grew diff-n.$fmt"
+  [ $fmt = vhd ] || [ "$(file_size diff-n.$fmt)" -eq "$dlen" ] \
+    || fail "compact --no-move diff-n.$fmt: length changed"
+  same_view diff-n.$fmt diffview.raw "diff-n.$fmt after compact --no-move"
+  same_view base-c.$fmt full.raw "compact --no-move of a child changed its parent"
+  expect 0 check diff-n.$fmt
 done
 
 # ------------------------------------------------------------ resize
@@ -552,6 +771,185 @@ for fmt in vhd vhdx; do
   expect 0 rebase -u --parent rb-$fmt/sub/moved.$fmt rb-$fmt/child.$fmt
   same_view rb-$fmt/child.$fmt rb-$fmt/view.raw "child back on its parent"
 done
+
+# ------------------------------------------------------------ convert --cache
+# Default: a raw, VHDX or fixed DST is written with O_DIRECT where the file
+# system allows it, else buffered; a dynamic VHD buffered.  --cache=none
+# insists on O_DIRECT, --cache=writeback never uses it.
+CACHE_MODES="default none writeback"
+CACHE_OUTS="raw vhdx vhd fixed.vhd fixed.vhdx"
+
+# cache_opts MODE OUT: the convert options for MODE and output kind OUT.
+cache_opts () {
+  case $1 in
+    none) echo "--cache none" ;;         # the separate-argument form too
+    writeback) echo "--cache=writeback" ;;
+  esac
+  case $2 in fixed.*) echo "-t fixed" ;; esac
+}
+
+# direct_opens ARG...: run vhdtool under strace; print how many files it
+# opened with O_DIRECT.
+direct_opens () {
+  strace -f -qq -o "$T/trace" -e trace=open,openat "$VHDTOOL" "$@" \
+    > "$T/out" 2> "$T/err" || fail "vhdtool $* (under strace): $(cat "$T/err")"
+  grep -c 'O_DIRECT' "$T/trace" || true
+}
+
+note "convert --cache: a qemu-img made image to raw, vhdx, vhd, fixed"
+mkraw cs.raw $((16 * MiB)) 0:$MiB:81 $((3 * MiB)):$((2 * MiB)):82 \
+  $((9 * MiB + 4096)):65536:83 $((16 * MiB - 4096)):4096:84
+if have_qemu; then
+  qemu-img convert -q -f raw -O vhdx -o block_size=2M cs.raw cs.vhdx
+else
+  expect 0 convert -b 2M cs.raw cs.vhdx
+fi
+direct_here=
+if direct_io_in "$T"; then
+  direct_here=yes
+else
+  note "no O_DIRECT under $T: --cache=none is expected to fail there"
+fi
+for mode in $CACHE_MODES; do
+  for o in $CACHE_OUTS; do
+    dst=c-$mode.$o
+    # shellcheck disable=SC2046
+    if [ $mode = none ] && [ -z "$direct_here" ]; then
+      runtime_err $dst convert $(cache_opts $mode $o) cs.vhdx $dst
+      stderr_has "O_DIRECT" "convert --cache=none -> $dst"
+      [ ! -e $dst ] || fail "a failed convert --cache=none left $dst behind"
+      continue
+    fi
+    # shellcheck disable=SC2046
+    expect 0 convert $(cache_opts $mode $o) cs.vhdx $dst
+    [ ! -s out ] && [ ! -s err ] || fail "convert -> $dst printed: $(cat out err)"
+    same_view $dst cs.raw "convert --cache=$mode -> $dst"
+    qemu_compare cs.vhdx $dst "convert --cache=$mode -> $dst"
+    case $o in
+      fixed.*) info_to $dst cf.json
+               jcheck cf.json "d['type'] == 'fixed'" "convert -t fixed -> $dst" ;;
+    esac
+  done
+done
+
+if [ -n "$direct_here" ] && command -v strace > /dev/null 2>&1 \
+   && strace -qq -o /dev/null true 2>/dev/null; then
+  note "convert --cache: which outputs are opened with O_DIRECT (strace)"
+  for mode in $CACHE_MODES; do
+    for o in $CACHE_OUTS; do
+      dst=s-$mode.$o
+      # shellcheck disable=SC2046
+      n=$(direct_opens convert $(cache_opts $mode $o) cs.vhdx $dst)
+      case $mode:$o in
+        default:vhd|writeback:*) want=no ;;
+        *) want=yes ;;
+      esac
+      if [ $want = yes ]; then
+        [ "$n" -ge 1 ] || fail "convert --cache=$mode -> $dst: not written with O_DIRECT"
+      else
+        [ "$n" -eq 0 ] || fail "convert --cache=$mode -> $dst: opened with O_DIRECT"
+      fi
+      same_view $dst cs.raw "convert --cache=$mode -> $dst (strace)"
+      rm -f $dst
+    done
+  done
+else
+  note "strace unusable (or no O_DIRECT here): O_DIRECT use not traced"
+fi
+
+# nd.sh DIR SRC: convert SRC into DIR to each of raw, vhdx, vhd with each
+# cache mode.  Records in the current directory nd-odirect ("no" when DIR
+# refuses O_DIRECT opens), nd-MODE-EXT.{rc,out,err} and, for an output
+# that was made, a copy nd-MODE.EXT (DIR may be a ramfs that vanishes
+# afterwards).
+cat > nd.sh <<'EOF'
+set -u
+dir=$1 src=$2
+if dd if=/dev/zero of="$dir/probe" bs=4096 count=1 oflag=direct 2>/dev/null
+then echo yes; else echo no; fi > nd-odirect
+rm -f "$dir/probe" nd-*.raw nd-*.vhd nd-*.vhdx
+for mode in default none writeback; do
+  for ext in raw vhdx vhd; do
+    opt=()
+    [ $mode = default ] || opt=(--cache=$mode)
+    rc=0
+    "$VHDTOOL" convert "${opt[@]}" "$src" "$dir/$mode.$ext" \
+      > nd-$mode-$ext.out 2> nd-$mode-$ext.err || rc=$?
+    echo $rc > nd-$mode-$ext.rc
+    if [ -e "$dir/$mode.$ext" ]; then
+      cp --sparse=always "$dir/$mode.$ext" nd-$mode.$ext
+      rm -f "$dir/$mode.$ext"
+    fi
+  done
+done
+EOF
+
+# nd_check DIR WHAT DIRECT: what nd.sh recorded for DIR.  Without direct
+# I/O there (DIRECT "no"), default and writeback still convert and
+# --cache=none fails with one line about O_DIRECT, leaving no file; with
+# it ("yes") all three convert; "unknown": --cache=none may do either.
+nd_check () {
+  local dir=$1 what=$2 direct=$3 mode ext rc
+  for mode in $CACHE_MODES; do
+    for ext in raw vhdx vhd; do
+      rc=$(cat nd-$mode-$ext.rc)
+      if [ $mode = none ] && { [ "$direct" = no ] \
+           || { [ "$direct" = unknown ] && [ "$rc" -ne 0 ]; }; }; then
+        [ "$rc" -eq 1 ] || fail "$what: convert --cache=none -> $ext: exit $rc"
+        [ "$(wc -l < nd-$mode-$ext.err)" -eq 1 ] \
+          && grep -q "^vhdtool: $dir/$mode\.$ext: .*O_DIRECT" nd-$mode-$ext.err \
+          || fail "$what: convert --cache=none -> $ext: want one line about O_DIRECT: $(cat nd-$mode-$ext.err)"
+        [ ! -s nd-$mode-$ext.out ] || fail "$what: convert --cache=none printed: $(cat nd-$mode-$ext.out)"
+        [ ! -e nd-$mode.$ext ] || fail "$what: a failed convert --cache=none left its output behind"
+        continue
+      fi
+      [ "$rc" -eq 0 ] || fail "$what: convert --cache=$mode -> $ext: exit $rc: $(cat nd-$mode-$ext.err)"
+      [ ! -s nd-$mode-$ext.err ] || fail "$what: convert --cache=$mode -> $ext: $(cat nd-$mode-$ext.err)"
+      same_view nd-$mode.$ext cs.raw "$what: convert --cache=$mode -> $ext"
+      qemu_compare cs.vhdx nd-$mode.$ext "$what: convert --cache=$mode -> $ext"
+    done
+  done
+}
+
+note "convert --cache: on /dev/shm (tmpfs)"
+nd_tested=
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+  shm=$(mktemp -d /dev/shm/vhdtest.XXXXXX)
+  shm_direct=no
+  direct_io_in "$shm" && shm_direct=yes
+  rc=0
+  bash nd.sh "$shm" "$T/cs.vhdx" || rc=$?
+  rm -rf "$shm"
+  [ $rc -eq 0 ] || fail "converting into /dev/shm: nd.sh exit $rc"
+  nd_check "$shm" "/dev/shm" $shm_direct
+  if [ $shm_direct = no ]; then
+    nd_tested=yes
+  else
+    note "libvhd does direct I/O on tmpfs here: --cache=none worked on it"
+  fi
+else
+  note "no writable /dev/shm: tmpfs part skipped"
+fi
+
+if [ -z "$nd_tested" ]; then
+  note "convert --cache: on a private ramfs (no O_DIRECT)"
+  mkdir ramfs
+  if command -v unshare > /dev/null 2>&1 \
+     && unshare -m true 2>/dev/null; then
+    rc=0
+    unshare -m bash -c 'mount -t ramfs ramfs "$1" && exec bash nd.sh "$1" "$2"' \
+      _ "$T/ramfs" "$T/cs.vhdx" || rc=$?
+    [ $rc -eq 0 ] || fail "converting into a ramfs: exit $rc"
+    if [ "$(cat nd-odirect)" = no ]; then
+      nd_check "$T/ramfs" "ramfs" no
+    else
+      nd_check "$T/ramfs" "ramfs" unknown
+      note "ramfs takes O_DIRECT here: --cache=none may work on it"
+    fi
+  else
+    note "cannot mount a private ramfs (unshare -m): no file system without O_DIRECT tested"
+  fi
+fi
 
 # ------------------------------------------------------------ summary
 note "all passed"
