@@ -17,6 +17,11 @@ Input lines:
 The compact suite (bench.sh's own rows, same format) gets a section of its
 own: its pairs' rows are suite "compact", and target "read-once" (cat of the
 image) is the reference every compact row is also divided by.
+
+So does the memory suite (suite "memory"): per server lifetime a
+randread4k-qd16 row (fio), an nbdcopy-read row (wall time; "not finished in
+Ns" when the cap stopped it) and a "(server lifetime" row whose maxrss= is
+the server's VmHWM; the table shows the peak RSS against MEM_GOAL_MIB.
 """
 import re
 import statistics
@@ -26,6 +31,7 @@ COLS = ("suite target workload wall_s MBps_logical MBps_data iops lat_avg_us "
         "lat_p99_us srv_cpu_s srv_cpu_pct cli_cpu_pct other_cpu_pct out_bytes "
         "out_alloc note").split()
 RSS = "peak RSS"
+MEM_GOAL_MIB = 64        # the issue: serving a 2 TiB dynamic VHDX costs <= 64 MiB
 
 
 def num(v):
@@ -59,6 +65,9 @@ def metric(r):
     if wl == RSS:
         kb = num(r["rss_kb"])
         return (kb / 1024 if kb is not None else None), "MiB", False
+    if suite == "memory" and wl.startswith("nbdcopy"):
+        done = "not finished" not in r["note"]
+        return (num(r["wall_s"]) if done else None), "s", False
     if suite in ("convert", "compact"):
         w = num(r["wall_s"])
         f = num((note_field(r["note"], "fsync_after") or "").rstrip("s")) or 0.0
@@ -157,7 +166,7 @@ def main(path):
     out.append("ratio > 1 means ours is better (throughput ours/peer; time and memory "
                "peer/ours). Convert time = wall + fsync of the output. "
                "Shared 2-core host: differences under ~1.5x are noise.")
-    main_rows, compact_rows = [], []
+    main_rows, compact_rows, memory_rows = [], [], []
 
     def agg(target, wl):
         rs = rows.get((target, wl), [])
@@ -217,7 +226,80 @@ def main(path):
                 notes.append("%s: %s" % (who, ", ".join(sorted(set(a["fails"])))))
         return row(rel, notes)
 
+    def memory_section(p):
+        """The memory pair -> its two table rows."""
+        o, q = agg(p["ours"], RSS), agg(p["peer"], RSS)
+        mib = lambda kb: fmt(kb / 1024, "MiB") if kb is not None else "-"
+        ratio = "%.2f" % (q["v"] / o["v"]) if o["v"] and q["v"] else "-"
+        peak = [metric(r)[0] for r in o["good"]]
+        peak = [x for x in peak if x is not None]
+        if not peak or o["fails"]:
+            goal = "-" if not o["fails"] else "**not measured** (failed)"
+        else:
+            goal = ("met" if max(peak) <= MEM_GOAL_MIB else "**not met**") + \
+                " (max %s <= %d MiB)" % (fmt(max(peak), "MiB"), MEM_GOAL_MIB)
+            if max(peak) > MEM_GOAL_MIB:
+                goal = goal.replace("<=", ">")
+        notes = [p["note"]] if p["note"] else []
+        notes.append("n=%d/%d" % (o["n"], q["n"]))
+        ro, rq = agg(p["ours"], "randread4k-qd16"), agg(p["peer"], "randread4k-qd16")
+        s = "random 4k reads qd16 over the 2 TiB: %s vs %s" % (cell(ro), cell(rq))
+        lat = lambda a: median([num(r["lat_avg_us"]) for r in a["good"]])
+        lo, lq = lat(ro), lat(rq)
+        if lo is not None and lq is not None:
+            s += " (lat %.0f vs %.0f us)" % (lo, lq)
+        notes.append(s)
+        kb = lambda a, k: median([num((note_field(r["note"], k) or "").rstrip("KB"))
+                                  for r in a["good"]])
+        notes.append("RSS serving idle %s vs %s, peak after the random reads %s vs %s" % (
+            mib(kb(o, "rss_serving")), mib(kb(q, "rss_serving")),
+            mib(kb(o, "hwm_after_randread")), mib(kb(q, "hwm_after_randread"))))
+        notes.append("verify %s/%s" % (verify(o["rows"]) or "-", verify(q["rows"]) or "-"))
+        cpu = lambda a: median([num(r["srv_cpu_s"]) for r in a["good"]])
+        co, cq = cpu(o), cpu(q)
+        notes.append("server CPU %s vs %s s" % ("%.1f" % co if co is not None else "-",
+                                                "%.1f" % cq if cq is not None else "-"))
+        for a, who in ((o, "ours"), (q, "peer")):
+            if a["fails"] and a["v"] is not None:
+                notes.append("%s: %s" % (who, ", ".join(sorted(set(a["fails"])))))
+        rows_ = ["| 2 TiB VHDX served: peak RSS | %s | %s | %s | %s | %s | %s |" % (
+            cell(o), cell(q), ratio, goal, p["peer"], "; ".join(notes))]
+
+        co, cq = agg(p["ours"], "nbdcopy-read"), agg(p["peer"], "nbdcopy-read")
+        def ccell(a):
+            unf = [r for r in a["good"] if "not finished" in r["note"]]
+            if a["good"] and len(unf) == len(a["good"]):
+                return "not finished in %s" % "/".join(sorted(set(
+                    re.search(r"not finished in (\S+)", r["note"]).group(1) for r in unf)))
+            s = cell(a)
+            if unf:
+                s += " (%d/%d runs not finished)" % (len(unf), len(a["good"]))
+            return s
+        ratio = "-"
+        if co["v"] and cq["v"]:
+            ratio = "%.2f" % (cq["v"] / co["v"])
+        elif co["v"] and cq["good"]:        # the peer never finished: a lower bound
+            w = median([num(r["wall_s"]) for r in cq["good"]])
+            if w:
+                ratio = "> %.0f" % (w / co["v"])
+        notes = ["n=%d/%d" % (co["n"], cq["n"])]
+        md = lambda a: median([num(r["MBps_data"]) for r in a["good"]])
+        if md(co) is not None:
+            notes.append("ours %.0f MB/s of written data" % md(co))
+        notes.append("extent-aware: reads what base:allocation calls data (qemu's "
+                     "vhdx driver reports all 2 TiB as data)")
+        for a, who in ((co, "ours"), (cq, "peer")):
+            if a["fails"]:
+                notes.append("%s: %s" % (who, ", ".join(sorted(set(a["fails"])))))
+        rows_.append("| 2 TiB VHDX: nbdcopy export -> null: | %s | %s | %s | - | %s | %s |" % (
+            ccell(co), ccell(cq), ratio, p["peer"], "; ".join(notes)))
+        return rows_
+
     for p in pairs:
+        if any(r["suite"] == "memory" for t in (p["ours"], p["peer"])
+               for (tt, _), rs in rows.items() if tt == t for r in rs):
+            memory_rows += memory_section(p)
+            continue
         wls = []
         for t in (p["ours"], p["peer"]):
             for wl in order.get(t, []):
@@ -304,6 +386,17 @@ def main(path):
                 "image, in the page cache. The goal: ours / read once <= ~1.", "",
                 "| workload | ours | peer | ratio | read once | ours / read once | notes |",
                 "|---|---|---|---|---|---|---|"] + compact_rows
+    if memory_rows:
+        out += ["", "### memory (2 TiB dynamic VHDX, 1 MiB blocks, %s file, %s allocated: "
+                "2048 x 64 KiB written all over the disk)" % (
+                    human(kv.get("memory_image_bytes")), human(kv.get("memory_image_alloc"))), "",
+                "Read-only servers; peak RSS = the server's VmHWM over its life: start, a "
+                "qemu-io check of a few extents, fio random 4k reads qd16 over the whole "
+                "export (%s), nbdcopy of the export to null: (cap %s, ours/qemu-nbd). "
+                "The goal: ours <= %d MiB." % (kv.get("memory_fio_runtime", "?"),
+                                              kv.get("memory_nbdcopy_cap", "?"), MEM_GOAL_MIB), "",
+                "| workload | ours | peer | ratio | goal | peer name | notes |",
+                "|---|---|---|---|---|---|---|"] + memory_rows
     print("\n".join(out))
 
 

@@ -17,6 +17,14 @@
 #            copy, + fsync, is what its users do) on a 2 GiB vhdx and vhd whose
 #            odd 16 MiB blocks are allocated zeros, next to `cat` of the image
 #            as the "read the data once" reference (the goal: ours <= ~1x it)
+#   memory   the memory it costs to serve a 2 TiB dynamic vhdx (1 MiB blocks,
+#            2048 writes of 64 KiB scattered over the whole disk; made once by
+#            qemu-img/qemu-io): vhd-nbd-server -r vs qemu-nbd -r -t -e 8, each
+#            serving fio random 4k reads (qd16, 10 s, QUICK=1: 4 s) over the
+#            whole export, then nbdcopy of the export to null: (capped: 60 s
+#            for ours, 10 s (QUICK=1: 5 s) for qemu-nbd, whose vhdx driver has
+#            no allocation map, so it would read all 2 TiB); the server's peak
+#            RSS (VmHWM) is read before it is stopped.  The goal: ours <= 64 MiB
 #
 # Output: build/bench/results.tsv (peerbench's raw TSV, plus "# bench"/"# pair"
 # comment lines that describe the run), build/bench/table.md (markdown table,
@@ -25,14 +33,15 @@
 #
 # Environment:
 #   BENCH_RUNS [3]        runs per row (medians over them)
-#   BENCH_ONLY [all]      convert, nbd, fuse or compact (comma/space separated list)
+#   BENCH_ONLY [all]      convert, nbd, fuse, compact or memory (comma/space separated list)
 #   QUICK=1               shorter fio runs (passed to peerbench)
 #   BENCH_NBD_DIRECT=1    nbd also: vhd-nbd-server --cache=none vs qemu-nbd
 #                         --cache=none --aio=native on vhdx
 #   BENCH_DATA            data directory [${TMPDIR:-/var/tmp}/libvhd-bench.UID.HASH]
 #                         (~3.3 GiB allocated: 4 GiB sparse raw + vhd + vhdx + work files;
 #                         compact adds ~4 GiB: its 2 GiB vhdx and vhd, and ~3 GiB more
-#                         while it runs: a 2 GiB work copy and a 1 GiB qemu-img output)
+#                         while it runs: a 2 GiB work copy and a 1 GiB qemu-img output;
+#                         memory adds a 2 GiB sparse file, ~150 MiB allocated)
 #   PEERBENCH             path of peerbench.sh [../shared/bench/peerbench.sh]
 #   B [build]             build directory: tools, and build/bench for the output
 #   BENCH_BIN [$B]        take vhdtool, vhd-nbd-server and vhdfuse from this directory
@@ -54,10 +63,10 @@ fi
 
 RUNS=${BENCH_RUNS:-3}
 case $RUNS in ''|*[!0-9]*|0) echo "bench: BENCH_RUNS must be a positive integer" >&2; exit 2;; esac
-ONLY=${BENCH_ONLY:-convert nbd fuse compact}
+ONLY=${BENCH_ONLY:-convert nbd fuse compact memory}
 ONLY=" ${ONLY//,/ } "
 for s in $ONLY; do
-  case $s in convert|nbd|fuse|compact) ;; *) echo "bench: BENCH_ONLY: unknown suite '$s' (convert, nbd, fuse, compact)" >&2; exit 2;; esac
+  case $s in convert|nbd|fuse|compact|memory) ;; *) echo "bench: BENCH_ONLY: unknown suite '$s' (convert, nbd, fuse, compact, memory)" >&2; exit 2;; esac
 done
 want() { [[ $ONLY == *" $1 "* ]]; }
 
@@ -100,6 +109,10 @@ pair() { # GROUP OURS PEER FILTER(regex on workload, '' = all) [NOTE]
   printf '# pair\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "${5:-}" >>"$OUT"
 }
 have() { command -v "$1" >/dev/null 2>&1; }
+# (compact and memory) busy and steal jiffies of the machine; one row of
+# FIELDS... in peerbench's format, to the results and the log
+cpustat() { awk '/^cpu /{print $2+$3+$4+$7+$8, $9; exit}' /proc/stat; }
+crow() { local IFS=$'\t'; echo "$*" | tee -a "$OUT" "$LOG"; }
 say() { echo "[bench $(date +%T)] $*" | tee -a "$LOG" >&2; }
 
 pb() { # peerbench MODE ARGS...: rows go to $OUT (and the terminal)
@@ -230,7 +243,6 @@ EOF
   # C_RC, C_WALL (s, from date: cat takes a fraction of a second), C_CPU
   # (user+sys s), C_RSS (KB), C_OTHER (% of a core used meanwhile by the rest
   # of the machine: the noise indicator) and C_STEAL (s).
-  cpustat() { awk '/^cpu /{print $2+$3+$4+$7+$8, $9; exit}' /proc/stat; }
   ctime() {
     local o=$1 tf=$DATA/logs/compact.time s0 s1 t0 t1; shift
     echo "## $(date -u +%T) $*" >>"$CLOG"; rm -f "$tf"
@@ -242,7 +254,6 @@ EOF
       END { split(s, a, " "); w = t1 - t0; c = $1 + $2; o = (a[3] - a[1]) / tck - c
             printf "%.3f %.2f %s %.0f %.2f\n", w, c, $3, (o > 0 ? o : 0) * 100 / w, (a[4] - a[2]) / tck }' "$tf")
   }
-  crow() { local IFS=$'\t'; echo "$*" | tee -a "$OUT" "$LOG"; }
 
   # compact_one FMT TARGET: one timed run on a fresh copy of half.FMT -> a row.
   compact_one() {
@@ -296,6 +307,188 @@ EOF
   done
 fi
 
+# memory is not a peerbench workload either: bench.sh starts the servers
+# itself, to read their peak RSS (VmHWM) from /proc before it stops them;
+# rows in peerbench's format, suite "memory".
+if want memory; then
+  MDIR=$DATA/memory MLOG=$DATA/logs/memory.log
+  mkdir -p "$MDIR" "$DATA/logs"
+  # The issue's image: 2 TiB dynamic vhdx with 1 MiB blocks (2 Mi BAT
+  # entries: a 16 MiB BAT) and 2048 writes of 64 KiB at seeded random 64 KiB
+  # slots over the whole disk, i.e. ~2048 allocated blocks spread everywhere:
+  # a 2 GiB file, sparse (qemu writes only the 64 KiB of a new block: ~150 MiB
+  # allocated).  big.writes lists "offset pattern" of the writes, big.qemu-io
+  # is them as qemu-io arguments and big.verify, qemu-io reads that check a
+  # sample of them and a few unwritten slots (through the exports too).
+  MDISK=$((2 << 40)) MBLOCK=1048576 MWRITES=2048 MLEN=65536
+  mstamp="size=$MDISK block=$MBLOCK writes=$MWRITES len=$MLEN seed=1"
+  if [ "$(cat "$MDIR/big.stamp" 2>/dev/null)" != "$mstamp" ] || [ ! -f "$MDIR/big.vhdx" ]; then
+    say "memory data set in $MDIR ($mstamp)"
+    rm -f "$MDIR"/big.*
+    python3 - "$MDIR/big" "$MDISK" "$MWRITES" "$MLEN" <<'EOF' &&
+import random, sys
+base, disk, n, ln = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+r = random.Random(1)
+slots = sorted(r.sample(range(disk // ln), n))
+w = [(s * ln, i % 255 + 1) for i, s in enumerate(slots)]
+with open(base + '.writes', 'w') as f:
+    f.writelines('%d %d\n' % x for x in w)
+with open(base + '.qemu-io', 'w') as f:
+    f.writelines('-c\nwrite -q -P %d %d %d\n' % (p, o, ln) for o, p in w)
+with open(base + '.verify', 'w') as f:
+    f.writelines('-c\nread -q -P %d %d %d\n' % (p, o, ln) for o, p in w[::max(1, n // 8)] + w[-1:])
+    taken = set(slots)
+    for s in (0, disk // ln - 1, (slots[0] + slots[1]) // 2):
+        if s not in taken:
+            f.write('-c\nread -q -P 0 %d %d\n' % (s * ln, ln))
+EOF
+    qemu-img create -q -f vhdx -o block_size=$MBLOCK,subformat=dynamic \
+      "$MDIR/big.vhdx" "$MDISK" >>"$MLOG" 2>&1 &&
+    # -n 512 (even): an invocation never splits a "-c" from its command;
+    # -t unsafe: no flush per write (the sync below makes it durable).
+    xargs -d '\n' -n 512 -a "$MDIR/big.qemu-io" \
+      qemu-io -t unsafe -f vhdx "$MDIR/big.vhdx" >>"$MLOG" 2>&1 &&
+    sync "$MDIR/big.vhdx" &&
+    xargs -d '\n' -a "$MDIR/big.verify" qemu-io -r -f vhdx "$MDIR/big.vhdx" >>"$MLOG" 2>&1 &&
+    echo "$mstamp" >"$MDIR/big.stamp" ||
+      { rm -f "$MDIR"/big.*; echo "bench: cannot make the memory data set (log: $MLOG)" >&2; exit 1; }
+  fi
+  read -r msize malloc < <(stat -c '%s %b %B' "$MDIR/big.vhdx" | awk '{printf "%s %.0f\n", $1, $2 * $3}')
+  meta "memory image big.vhdx: memory_image_bytes=$msize memory_image_alloc=$malloc ($(echo "$mstamp" | tr ' =' ',:'))"
+
+  MRT=10 OCAP=60 PCAP=10
+  [ -n "${QUICK:-}" ] && MRT=4 OCAP=30 PCAP=5
+  meta "memory: memory_fio_runtime=${MRT}s memory_nbdcopy_cap=${OCAP}s/${PCAP}s (ours/qemu-nbd)"
+  MSOCK=$MDIR/nbd.sock MSRV=
+  MURI="nbd+unix:///?socket=$MSOCK"
+  # A server of ours is never left behind: stopped on every exit path.
+  alive() { local s; s=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1); [ -n "$s" ] && [ "$s" != Z ]; }
+  mstop() { # stop MSRV: TERM, up to 5 s, then KILL
+    local i
+    if [ -n "$MSRV" ]; then
+      kill -TERM "$MSRV" 2>/dev/null
+      for i in $(seq 50); do alive "$MSRV" || break; sleep 0.1; done
+      alive "$MSRV" && { echo "bench: server $MSRV ignored SIGTERM: killed" >>"$MLOG"; kill -KILL "$MSRV" 2>/dev/null; }
+      wait "$MSRV" 2>/dev/null
+    fi
+    MSRV=; rm -f "$MSOCK"
+  }
+  trap mstop EXIT
+  trap 'exit 130' INT TERM HUP
+  mstart() { # CMD...: the server in the background, MSRV its pid -> 0 once it serves
+    local i
+    rm -f "$MSOCK"
+    echo "## $(date -u +%T) $*" >>"$MLOG"
+    "$@" </dev/null >>"$MLOG" 2>&1 &
+    MSRV=$!
+    for i in $(seq 300); do
+      alive "$MSRV" || { wait "$MSRV" 2>/dev/null; echo "## server exited" >>"$MLOG"; MSRV=; return 1; }
+      [ -S "$MSOCK" ] && nbdinfo --size "$MURI" >/dev/null 2>&1 && return 0
+      sleep 0.1
+    done
+    echo "## server not ready after 30 s" >>"$MLOG"; mstop; return 1
+  }
+  pstat() { # PID -> "cpu_s VmHWM_KB VmRSS_KB" (the whole process: all threads)
+    awk -v tck="$(getconf CLK_TCK)" '
+      FNR == 1 && FILENAME ~ /stat$/ { sub(/.*\) /, ""); cpu = ($12 + $13) / tck }
+      /^VmHWM:/ { h = $2 } /^VmRSS:/ { r = $2 }
+      END { printf "%.2f %s %s\n", cpu, h, r }' "/proc/$1/stat" "/proc/$1/status"
+  }
+
+  # mcpu SRV_CPU0 SRV_CPU1 CLIENT_CPU STAT0 STAT1 T0 T1 -> "server_cpu_s
+  # other_pct steal_s" (as peerbench: other = the rest of the machine, % of
+  # a core over the wall time T1-T0; STAT = cpustat's "busy steal")
+  mcpu() {
+    awk -v a="$1" -v b="$2" -v c="$3" -v x0="$4" -v x1="$5" -v t0="$6" -v t1="$7" \
+        -v tck="$(getconf CLK_TCK)" 'BEGIN { s = b - a; split(x0, p, " "); split(x1, q, " ")
+      o = (q[1] - p[1]) / tck - s - c; w = t1 - t0
+      printf "%.2f %.0f %.2f\n", s, (o > 0 ? o : 0) * 100 / w, (q[2] - p[2]) / tck }'
+  }
+  mpct() { awk -v c="$1" -v w="$2" 'BEGIN{ if (w > 0) printf "%.0f", 100*c/w; else print "-"}'; }
+
+  # memory_one TARGET NBDCOPY_CAP CMD...: one server lifetime -> 3 rows.
+  memory_one() {
+    local t=$1 cap=$2 v=verify=FAIL c0 h0 r0 c1 h1 r1 c2 h2 r2 s0 s1 t0 t1 tl rc res
+    local scpu oth steal wall cli pr note mbl=- mbd=-
+    local jf=$DATA/logs/memory.fio.json tf=$DATA/logs/memory.time pf=$DATA/logs/memory.progress
+    shift 2
+    tl=$(date +%s.%N)
+    if ! mstart "$@"; then
+      crow memory "$t" "  (server lifetime, 2 TiB vhdx)" - - - - - - - - - - - - "server failed (log: $MLOG)"
+      return
+    fi
+    read -r c0 h0 r0 < <(pstat "$MSRV")      # serving, after one connection (nbdinfo)
+    xargs -d '\n' -a "$MDIR/big.verify" qemu-io -r -f raw "$MURI" >>"$MLOG" 2>&1 && v=verify=ok
+
+    # fio random 4k reads over the whole export (fio takes its size from
+    # the server); --norandommap: no 2 TiB/4k-bit map in fio.
+    read -r c1 _ < <(pstat "$MSRV"); s0=$(cpustat); t0=$(date +%s.%N)
+    fio --name=randread4k-qd16 --ioengine=nbd --uri="$MURI" --rw=randread --bs=4k \
+        --iodepth=16 --norandommap --time_based --runtime="$MRT" \
+        --output-format=json --output="$jf" >>"$MLOG" 2>&1; rc=$?
+    t1=$(date +%s.%N); s1=$(cpustat); read -r c2 h1 r1 < <(pstat "$MSRV")
+    res=
+    [ $rc = 0 ] && res=$(python3 - "$jf" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))['jobs'][0]; d = j['read']
+print('%.0f %.0f %.1f %.1f %.2f %.2f' % (d['iops'], d['bw_bytes'], d['lat_ns']['mean'] / 1000,
+      d['clat_ns'].get('percentile', {}).get('99.000000', 0) / 1000, j['job_runtime'] / 1000,
+      (j['usr_cpu'] + j['sys_cpu']) * j['job_runtime'] / 1000 / 100))
+EOF
+)
+    if [ -n "$res" ]; then
+      set -- $res     # iops bw_Bps lat_us p99_us runtime_s client_cpu_s
+      read -r scpu oth steal < <(mcpu "$c1" "$c2" "$6" "$s0" "$s1" "$t0" "$t1")
+      crow memory "$t" randread4k-qd16 "$5" "$(awk -v b="$2" 'BEGIN{printf "%.0f", b/1e6}')" - "$1" "$3" "$4" \
+        "$scpu" "$(mpct "$scpu" "$5")" "$(mpct "$6" "$5")" "$oth" - - \
+        "fio nbd engine, 1 connection, whole 2 TiB export; steal=${steal}s"
+    else
+      crow memory "$t" randread4k-qd16 - - - - - - - - - - - - "fio failed rc=$rc (log: $MLOG)"
+    fi
+
+    # nbdcopy of the whole export to null: (extent-aware: reads what the
+    # server's base:allocation calls data), capped at CAP seconds.
+    read -r c1 _ < <(pstat "$MSRV"); s0=$(cpustat); t0=$(date +%s.%N)
+    /usr/bin/time -f '%U %S' -o "$tf" timeout "$cap" nbdcopy --progress=3 "$MURI" null: \
+      3>"$pf" >>"$MLOG" 2>&1; rc=$?
+    t1=$(date +%s.%N); s1=$(cpustat); read -r c2 _ < <(pstat "$MSRV")
+    wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}')
+    cli=$(awk 'END{print $1+$2}' "$tf")
+    read -r scpu oth steal < <(mcpu "$c1" "$c2" "$cli" "$s0" "$s1" "$t0" "$t1")
+    pr=$(tail -n 1 "$pf" 2>/dev/null)
+    case $rc in
+      0) note="export -> null: (extent-aware), cap ${cap}s"
+         mbl=$(awk -v w="$wall" -v b="$MDISK" 'BEGIN{printf "%.0f", b/w/1e6}')
+         mbd=$(awk -v w="$wall" -v b=$((MWRITES * MLEN)) 'BEGIN{printf "%.0f", b/w/1e6}');;
+      124) note="export -> null: not finished in ${cap}s (progress ${pr:-?})";;
+      *) note="nbdcopy rc=$rc (log: $MLOG)";;
+    esac
+    crow memory "$t" nbdcopy-read "$wall" "$mbl" "$mbd" - - - \
+      "$scpu" "$(mpct "$scpu" "$wall")" "$(mpct "$cli" "$wall")" "$oth" - - "$note; steal=${steal}s"
+
+    # The peak over the server's life (both workloads), read while it runs.
+    if ! alive "$MSRV"; then
+      mstop
+      crow memory "$t" "  (server lifetime, 2 TiB vhdx)" - - - - - - - - - - - - "server failed: exited while serving (log: $MLOG)"
+      return
+    fi
+    read -r c2 h2 r2 < <(pstat "$MSRV")
+    mstop
+    crow memory "$t" "  (server lifetime, 2 TiB vhdx)" \
+      "$(awk -v a="$tl" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')" - - - - - "$c2" - - - "$msize" "$malloc" \
+      "maxrss=${h2}KB (VmHWM); rss_serving=${r0}KB; hwm_after_randread=${h1}KB; $v"
+  }
+
+  # Targets named apart from the nbd suite's: pairs match rows by target.
+  pair memory vhd-nbd-server-2tib-vhdx qemu-nbd-2tib-vhdx ''
+  for i in $(seq "$RUNS"); do
+    say "memory run $i/$RUNS"
+    echo "# $(date -u +%FT%TZ) $(hostname) nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg) mode=memory run $i/$RUNS" >>"$OUT"
+    have qemu-nbd && memory_one qemu-nbd-2tib-vhdx "$PCAP" qemu-nbd -r -f vhdx -t -e 8 -k "$MSOCK" "$MDIR/big.vhdx"
+    memory_one vhd-nbd-server-2tib-vhdx "$OCAP" "$NBDSRV" -r -k "$MSOCK" "$MDIR/big.vhdx"
+  done
+fi
+
 meta "load_end=$(cut -d' ' -f1-3 /proc/loadavg)"
 meta "elapsed=$(( $(date +%s) - T0 ))s"
 
@@ -309,7 +502,7 @@ echo
 echo "bench: raw rows in ${RES#$ROOT/}, table in ${TABLE#$ROOT/}, log in ${B#$ROOT/}/bench/bench.log"
 
 # Our failures make the run fail (peer failures are only in the table).
-ours_re='^[^#	]*	(vhdtool|vhdtool-compact[a-z-]*|vhd-nbd-server-[a-z-]*|vhdfuse-[a-z]*)	'
+ours_re='^[^#	]*	(vhdtool|vhdtool-compact[a-z-]*|vhd-nbd-server-[a-z0-9-]*|vhdfuse-[a-z]*)	'
 bad=$(grep -E "$ours_re" "$OUT" | grep -E 'verify=(FAIL|rc[1-9])|server failed|mount failed|fio failed|nbdcopy rc=' || true)
 if [ -n "$bad" ]; then
   echo "bench: FAILED rows of our tools (logs in $DATA/logs):" >&2
