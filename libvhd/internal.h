@@ -135,11 +135,6 @@ struct io *io_file_open (const char *path, bool readonly, bool create);
  * page cache is bypassed for data; small or unaligned metadata stays
  * buffered).  ENOTSUP when the file system cannot. */
 int io_file_use_direct (struct io *io);
-/* io_pwrite, through the file's O_DIRECT descriptor when it has one and
- * buf, offset and count suit it: for bulk copies flushed at once and not
- * read back soon, which the page cache would only slow down. */
-int io_pwrite_uncached (struct io *io, const void *buf, size_t count,
-                        uint64_t offset);
 /* Identity of an open file source, for loop detection; 0 on success. */
 int io_file_identity (struct io *io, uint64_t *dev, uint64_t *ino);
 
@@ -330,6 +325,11 @@ struct vhd_disk {
   uint8_t next_link_id[16];
   char creator[64];
   bool log_dirty;
+  /* Set by vhd_compact while it drops blocks that its defragment will
+   * move others into: space freed meanwhile is neither punched nor
+   * reused, and the defragment reclaims it (overwriting beats punching
+   * and then filling new space). */
+  bool defer_release;
   /* Differencing: paths to try, most trusted first, as recorded (may be
    * relative to the image's directory or use backslashes). */
   char *parent_candidates[MAX_PARENT_CANDIDATES];

@@ -293,25 +293,6 @@ io_file_use_direct (struct io *io)
   return 0;
 }
 
-int
-io_pwrite_uncached (struct io *io, const void *buf, size_t count,
-                    uint64_t offset)
-{
-  struct io_file *f = (struct io_file *) io;
-  uint32_t mem_align, offset_align;
-  uint64_t align;
-  int fd;
-
-  if (io->ops != &file_ops)
-    return io_pwrite (io, buf, count, offset);
-  fd = file_direct_fd (io, &mem_align, &offset_align);
-  align = MAX ((uint64_t) offset_align, (uint64_t) sysconf (_SC_PAGESIZE));
-  if (fd == -1 || (uintptr_t) buf % mem_align || offset % align
-      || count % align)
-    fd = f->fd;
-  return write_fd (fd, buf, count, offset);
-}
-
 static void
 file_close (struct io *io)
 {

@@ -7,7 +7,9 @@
  * parent shows zeros there too, when it is simply unmapped.  A block of a
  * differencing disk identical to the parent's view is unmapped.  Pass 2
  * is the driver's defragment: move the remaining blocks down and shorten
- * the file.  The unmaps of pass 1 share log entries (a write batch).
+ * the file.  The unmaps of pass 1 share log entries (a write batch),
+ * and the space they free is left for the defragment to overwrite or cut
+ * off (vhd_disk.defer_release) rather than punched first.
  * VHD_COMPACT_NO_MOVE stops after pass 1: the dropped blocks' space is
  * punched out of the host file (or cut off its end) as they are
  * unmapped, and nothing is copied.  The view of the disk is the same after every step, so a
@@ -141,6 +143,7 @@ compact_unlocked (struct vhd_disk *d, unsigned flags,
     r = -1;
   }
   batch = write_batch_begin (d);
+  d->defer_release = move;
   for (offset = 0; r == 0 && offset < d->size; offset += d->block_size) {
     r = compact_block (&c, offset, MIN ((uint64_t) d->block_size,
                                         d->size - offset));
@@ -153,6 +156,7 @@ compact_unlocked (struct vhd_disk *d, unsigned flags,
   free (c.under);
   if (r == 0)
     r = chain_flush (d);
+  d->defer_release = false;
   if (r == 0 && move)
     r = d->ops->defragment (d, progress, opaque);
   return r == 0 ? chain_flush (d) : -1;

@@ -13,7 +13,9 @@
  *     end inside the file, io_flush, then truncate (vhd_shrink_to);
  *   - space the BAT on disk may still point at is never written: an
  *     unmapped block goes on s->freed and is punched (or cut off the end)
- *     only by vhd_release_freed, which flush calls after writing the BAT;
+ *     only by vhd_release_freed, which flush calls after writing the BAT
+ *     (inside vhd_compact only cut: its defragment then moves blocks into
+ *     the rest, and a move clears what it does not write);
  *     new blocks always go at next_free, past everything;
  *   - a block moves by copy, io_flush, BAT switch, io_flush
  *     (vhd_move_blocks): after a crash each BAT entry, whole or torn,
@@ -252,7 +254,8 @@ vhd_release_freed (struct vhd_disk *d)
     return 0;
   end = vhd_live_end (s);
   qsort (f->sectors, f->n, sizeof *f->sectors, by_sector);
-  for (i = 0; i < f->n; i = j) {
+  /* compact's defragment fills or cuts off this space: not punched */
+  for (i = 0; !d->defer_release && i < f->n; i = j) {
     uint64_t start = (uint64_t) f->sectors[i] * SECTOR_SIZE, len = bb;
     for (j = i + 1; j < f->n
                     && (uint64_t) f->sectors[j] * SECTOR_SIZE == start + len;

@@ -4,9 +4,14 @@
  * Movable objects are payload blocks, sector bitmap blocks and the BAT
  * region; the header section, the log, the metadata region and unknown
  * regions stay where they are.  First the file is cut after its last
- * object and every gap between objects is punched and made free (no
+ * object and every gap between objects is made free as it is (no
  * durable structure points into a gap: the core flushed before calling
- * us, so the in-memory BAT is the one on disk).  Then:
+ * us, so the in-memory BAT is the one on disk).  The gaps are not
+ * punched: a move overwrites its destination and punches (clears) the
+ * zero pieces it does not write, and compact leaves the blocks it drops
+ * unpunched for this (vhd_disk.defer_release), so space that is filled
+ * again is never punched first, and space past the new end is only cut
+ * off.  Then:
  *   1. blocks, from the top of the file down, each into the lowest free
  *      space below it that holds it.  Only the blocks above the final
  *      end of the file move: a quarter of the blocks of an image with
@@ -21,7 +26,8 @@
  *      of the file, then down.  Blocks never do that: closing a gap
  *      shorter than a block would move every block above it twice, and
  *      the gap is punched, so it costs no space on the host;
- *   3. the file is cut after its last object.
+ *   3. the file is cut after its last object, and free space left
+ *      below it is punched.
  * With the fixed structures at the start of the file (as we, qemu and
  * Hyper-V lay them out) the result is the header section, log, metadata,
  * BAT and the blocks, with no space between them that a block would fit.
@@ -63,22 +69,6 @@ struct move_batch {
   size_t n;
   uint64_t bytes;
 };
-
-/* Every gap between objects becomes free space (punched). */
-static void
-free_gaps (struct vhd_disk *d, const struct vhdx_object *o, size_t n)
-{
-  struct vhdx *v = d->priv;
-  uint64_t at = 0;
-  size_t i;
-
-  v->n_free = 0;
-  for (i = 0; i < n; i++) {
-    if (o[i].start > at)
-      vhdx_release (d, at, o[i].start - at);
-    at = MAX (at, o[i].end);
-  }
-}
 
 /* The lowest free space below p for an object of size s: *shift when it
  * is the gap right under the object and too short for a direct move. */
@@ -213,7 +203,7 @@ place_in_order (struct vhd_disk *d, vhd_progress_fn progress, void *opaque)
 
   if (vhdx_objects (d, &o, &n) == -1)
     return -1;
-  free_gaps (d, o, n); /* the places blocks left below the last object */
+  vhdx_free_gaps (d, o, n); /* and the places blocks left below the last */
   for (i = 0; r == 0 && i < n; i++) {
     if (o[i].kind != VHDX_OBJ_FIXED)
       r = place (d, &o[i]);
@@ -236,13 +226,14 @@ vhdx_defragment (struct vhd_disk *d, vhd_progress_fn progress, void *opaque)
     prefix_error ("defragmenting");
     return -1;
   }
-  free_gaps (d, o, n);
+  vhdx_free_gaps (d, o, n);
   r = fill_from_top (d, o, n, progress, opaque);
   free (o);
   if (r == 0)
     r = place_in_order (d, progress, opaque);
   if (r == 0)
     r = vhdx_trim (d);
+  vhdx_punch_free (d);
   if (r == -1)
     prefix_error ("defragmenting");
   return r;

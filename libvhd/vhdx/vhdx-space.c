@@ -38,7 +38,6 @@
 #include "zero.h"
 
 #define COPY_CHUNK (1U << 20)
-#define COPY_ALIGN 4096U /* of the copy buffer, for O_DIRECT */
 #define ZERO_PIECE (64U << 10)
 
 /* --- extent lists --------------------------------------------------------- */
@@ -144,32 +143,78 @@ vhdx_pending_add (struct vhdx *v, uint64_t start, uint64_t end)
   v->pending[v->n_pending++] = (struct vhdx_extent) { start, end };
 }
 
+/* [offset, offset + length) cut to whole MiB inside the file (a reused
+ * block must lie inside it); false when nothing is left. */
+static bool
+reusable_part (struct vhd_disk *d, uint64_t *offset, uint64_t length,
+               uint64_t *end)
+{
+  int64_t size = io_get_size (d->io);
+
+  if (size < 0)
+    return false;
+  *end = MIN (*offset + length, (uint64_t) size) / VHDX_MiB * VHDX_MiB;
+  *offset = ROUND_UP (*offset, VHDX_MiB);
+  return *offset < *end;
+}
+
 void
 vhdx_release (struct vhd_disk *d, uint64_t offset, uint64_t length)
 {
-  struct vhdx *v = d->priv;
-  int64_t size = io_get_size (d->io);
   uint64_t end;
 
-  if (size < 0)
-    return;
-  /* Whole MiB inside the file only: a reused block must lie inside it. */
-  end = MIN (offset + length, (uint64_t) size) / VHDX_MiB * VHDX_MiB;
-  offset = ROUND_UP (offset, VHDX_MiB);
-  if (offset >= end)
+  if (!reusable_part (d, &offset, length, &end))
     return;
   if (d->io->ops->punch_hole (d->io, offset, end - offset) == -1)
     return; /* cannot read as zeros: not reused (defragment reclaims it) */
-  vhdx_free_add (v, offset, end);
+  vhdx_free_add (d->priv, offset, end);
 }
 
+void
+vhdx_free_gaps (struct vhd_disk *d, const struct vhdx_object *o, size_t n)
+{
+  struct vhdx *v = d->priv;
+  uint64_t at = 0, start, end;
+  size_t i;
+
+  v->n_free = 0;
+  v->free_stale = true;
+  for (i = 0; i < n; i++) {
+    start = at;
+    if (o[i].start > at && reusable_part (d, &start, o[i].start - at, &end))
+      vhdx_free_add (v, start, end);
+    at = MAX (at, o[i].end);
+  }
+}
+
+void
+vhdx_punch_free (struct vhd_disk *d)
+{
+  struct vhdx *v = d->priv;
+  size_t i = 0;
+
+  if (!v->free_stale)
+    return;
+  while (i < v->n_free) {
+    struct vhdx_extent e = v->free[i];
+    if (d->io->ops->punch_hole (d->io, e.start, e.end - e.start) == 0)
+      i++;
+    else
+      vhdx_free_remove (v, e.start, e.end); /* old bytes: not reusable */
+  }
+  v->free_stale = false;
+}
+
+/* Once the change that stops referencing it is durable, pending space is
+ * released -- unless compact defers that to its defragment, which then
+ * finds it as a gap between objects. */
 void
 vhdx_pending_settle (struct vhd_disk *d, bool durable)
 {
   struct vhdx *v = d->priv;
   size_t i;
 
-  for (i = 0; durable && i < v->n_pending; i++)
+  for (i = 0; durable && !d->defer_release && i < v->n_pending; i++)
     vhdx_release (d, v->pending[i].start,
                   v->pending[i].end - v->pending[i].start);
   v->n_pending = 0;
@@ -333,27 +378,41 @@ vhdx_trim (struct vhd_disk *d)
 
 /* --- moving --------------------------------------------------------------- */
 
-/* Write the non-zero 64 KiB pieces of buf[0..n) at offset (the
- * destination reads as zeros already: punched or new), past the page
- * cache where the file allows: a moved block is flushed at once and not
- * read again soon, and filling new cache pages costs more than the disk
- * write. */
+/* Zero bytes at [offset, offset + n) of a destination that may hold old
+ * bytes: a hole where the host can punch one (buf holds the zeros). */
 static int
-write_nonzero (struct io *io, const uint8_t *buf, size_t n, uint64_t offset)
+clear_run (struct io *io, const uint8_t *buf, size_t n, uint64_t offset)
+{
+  if (n == 0 || io->ops->punch_hole (io, offset, n) == 0)
+    return 0;
+  return io_pwrite (io, buf, n, offset);
+}
+
+/* Write the non-zero 64 KiB pieces of buf[0..n) at offset, and clear the
+ * zero ones unless the destination reads as zeros already (punched or
+ * new).  Buffered: in compact the destination is mostly space of dropped
+ * blocks, still in the page cache from the scan, and overwriting cached
+ * pages is cheaper than writing past them (measured: 0.8 s against
+ * 1.0 s for docs/performance.md's image). */
+static int
+write_nonzero (struct io *io, const uint8_t *buf, size_t n, uint64_t offset,
+               bool dest_zero)
 {
   size_t i = 0;
 
   while (i < n) {
-    size_t run = 0, piece;
+    size_t run = 0, piece, from = i;
     while (i < n && buffer_is_zero (buf + i, MIN (n - i, (size_t) ZERO_PIECE)))
       i += MIN (n - i, (size_t) ZERO_PIECE);
+    if (!dest_zero && clear_run (io, buf + from, i - from, offset + from) == -1)
+      return -1;
     while (i + run < n) {
       piece = MIN (n - i - run, (size_t) ZERO_PIECE);
       if (buffer_is_zero (buf + i + run, piece))
         break;
       run += piece;
     }
-    if (run && io_pwrite_uncached (io, buf + i, run, offset + i) == -1)
+    if (run && io_pwrite (io, buf + i, run, offset + i) == -1)
       return -1;
     i += run;
   }
@@ -374,7 +433,8 @@ vhdx_copy_data (struct vhd_disk *d, uint64_t src, uint64_t dest,
   if ((uint64_t) size < dest + len
       && d->io->ops->truncate (d->io, dest + len) == -1)
     return -1;
-  if (posix_memalign ((void **) &buf, COPY_ALIGN, COPY_CHUNK) != 0) {
+  buf = malloc (COPY_CHUNK);
+  if (buf == NULL) {
     set_error (ENOMEM, "out of memory");
     return -1;
   }
@@ -387,7 +447,8 @@ vhdx_copy_data (struct vhd_disk *d, uint64_t src, uint64_t dest,
     if (avail)
       r = io_pread (d->io, buf, avail, at);
     if (r == 0)
-      r = write_nonzero (d->io, buf, n, dest + done);
+      r = write_nonzero (d->io, buf, n, dest + done,
+                         !((struct vhdx *) d->priv)->free_stale);
     done += n;
   }
   free (buf);

@@ -307,7 +307,9 @@ vhdx_allocate_end (struct vhd_disk *d, uint64_t size, uint64_t *offset)
 int
 vhdx_allocate (struct vhd_disk *d, uint64_t size, uint64_t *offset)
 {
-  if (vhdx_free_take (d->priv, size, offset))
+  struct vhdx *v = d->priv;
+
+  if (!v->free_stale && vhdx_free_take (v, size, offset))
     return 0;
   return vhdx_allocate_end (d, size, offset);
 }

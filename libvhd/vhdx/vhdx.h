@@ -74,6 +74,9 @@ struct vhdx {
    * blocks are taken from here before the end of the file. */
   struct vhdx_extent *free;
   size_t n_free, free_cap;
+  /* During defragment: free space may hold old bytes (gaps not punched,
+   * vhdx_free_gaps); punched at its end by vhdx_punch_free. */
+  bool free_stale;
   /* Space that the staged BAT change stops referencing: released by
    * vhdx_commit once that change is durable, forgotten if it fails. */
   struct vhdx_extent *pending;
@@ -139,6 +142,9 @@ void vhdx_pending_settle (struct vhd_disk *d, bool durable);
  * worked, keep it for reuse.  Only for space no durable structure
  * references any more. */
 void vhdx_release (struct vhd_disk *d, uint64_t offset, uint64_t length);
+/* Punch the free space that may hold old bytes, so that allocations can
+ * take it again (what cannot be punched is forgotten). */
+void vhdx_punch_free (struct vhd_disk *d);
 
 enum vhdx_object_kind {
   VHDX_OBJ_FIXED,   /* header section, log, metadata and other regions */
@@ -160,6 +166,10 @@ int vhdx_list_objects (const struct vhdx *v, struct vhdx_object **out,
                        size_t *n);
 /* The same, EBADMSG when two overlap. */
 int vhdx_objects (struct vhd_disk *d, struct vhdx_object **out, size_t *n);
+/* Every gap between the objects o[0..n) (sorted) becomes free space as
+ * it is, not punched (defragment: moves overwrite it). */
+void vhdx_free_gaps (struct vhd_disk *d, const struct vhdx_object *o,
+                     size_t n);
 /* The end of the last object, 1 MiB aligned. */
 int vhdx_used_end (struct vhd_disk *d, uint64_t *end);
 /* Retire the log, then cut the file after its last object. */

@@ -456,6 +456,52 @@ Test (defragment, differencing_keeps_what_differs)
   free (same), free (view), free (pimg.bytes), free (cimg.bytes);
 }
 
+/* Compact leaves the space of the blocks it drops unpunched for its
+ * moves to overwrite: block 1 holds the parent's bytes again (dropped),
+ * block 7 data then zeros over parent data.  *old: block 1's place. */
+static void
+stale_destination (struct image *pimg, struct image *cimg, uint8_t *view,
+                   uint64_t *old)
+{
+  struct vhd_disk *d = child_with_blocks (pimg, cimg, view);
+  uint8_t *same = malloc (MiB);
+
+  *old = bat_offset (d, 1);
+  for (uint64_t i = 0; i < MiB; i++)
+    same[i] = pattern (MiB + i, 1);
+  cr_assert_eq (vhd_pwrite (d, same, MiB, MiB), 0);
+  memcpy (view + MiB, same, MiB);
+  fill (d, view, 7 * MiB, MiB / 2, 5);
+  fill (d, view, 7 * MiB + MiB / 2, MiB / 2, 0);
+  cr_assert_eq (vhd_flush (d), 0);
+  snapshot (d, cimg);
+  vhd_close (d);
+  free (same);
+}
+
+/* Block 7 moves into block 1's place and must read zeros in its second
+ * half there, not the parent's bytes block 1 left. */
+Test (defragment, a_move_clears_the_old_bytes_it_does_not_overwrite)
+{
+  struct image pimg, cimg;
+  uint8_t *view = malloc (8 * MiB);
+  struct vhd_disk *d;
+  uint64_t old;
+
+  stale_destination (&pimg, &cimg, view, &old);
+  d = must_open (&cimg, 0);
+  cr_assert_eq (vhd_compact (d, NULL, NULL), 0, "%s", vhd_get_error ());
+  cr_expect_eq (bat_state (d, 1), VHDX_PAYLOAD_NOT_PRESENT);
+  cr_expect_eq (bat_offset (d, 7), old, "block 7 took block 1's place");
+  expect_view (d, view, 8 * MiB, "after compact");
+  snapshot (d, &cimg);
+  vhd_close (d);
+  d = must_open (&cimg, VHD_OPEN_RDONLY);
+  expect_view (d, view, 8 * MiB, "reopened");
+  vhd_close (d);
+  free (view), free (pimg.bytes), free (cimg.bytes);
+}
+
 /* A BAT moved to the end by a resize, and a 2 MiB hole below it: the
  * blocks shift down (two-step when the hole is shorter than the object)
  * and the BAT comes back down too. */
@@ -1410,6 +1456,19 @@ Test (crash, compact_base, .timeout = 600)
 Test (crash, compact_no_move, .timeout = 600)
 {
   crash_compact_base ("compact --no-move (base)", op_compact_no_move, 7);
+}
+
+Test (crash, compact_into_unpunched_space, .timeout = 600)
+{
+  struct image pimg, cimg;
+  uint8_t *view = malloc (8 * MiB);
+  uint64_t old;
+
+  stale_destination (&pimg, &cimg, view, &old);
+  crash_test ("compact moving into a dropped block's place", &cimg,
+              op_compact, &(struct outcome) { view, view, 8 * MiB, 8 * MiB,
+                                              8 * MiB });
+  free (view), free (pimg.bytes), free (cimg.bytes);
 }
 
 Test (crash, compact_differencing, .timeout = 600)
