@@ -148,6 +148,10 @@ const uint8_t *io_mem_data (struct io *io, size_t *len);
 void io_mem_fail_after (struct io *io, long writes, bool tear);
 /* Writes done so far (for counting a path's write points). */
 long io_mem_write_count (struct io *io);
+/* Let reads more reads through, then fail every read with EIO. */
+void io_mem_fail_reads_after (struct io *io, long reads);
+/* Reads so far. */
+long io_mem_read_count (struct io *io);
 
 /* --- format drivers ---------------------------------------------------- */
 

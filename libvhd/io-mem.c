@@ -5,6 +5,9 @@
  * torn crash stores the first half of the failing write.  What the buffer
  * holds then is what a disk would hold after power loss with writes that
  * reached the medium in order (the model the crash tests use).
+ * io_mem_fail_reads_after (io, N) lets N more reads through, then fails
+ * every read with EIO (reads may come from several threads: the copy
+ * pipeline's fetchers).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -23,6 +26,8 @@ struct io_mem {
   bool tear;
   bool crashed;
   long write_count;
+  bool fail_reads;
+  long reads_left, read_count; /* atomic: reads come from many threads */
 };
 
 static int
@@ -32,6 +37,12 @@ mem_pread (struct io *io, void *buf, size_t count, uint64_t offset)
 
   if (count == 0)
     return 0;
+  __atomic_add_fetch (&m->read_count, 1, __ATOMIC_RELAXED);
+  if (m->fail_reads
+      && __atomic_sub_fetch (&m->reads_left, 1, __ATOMIC_RELAXED) < 0) {
+    set_error (EIO, "injected read error at offset %" PRIu64, offset);
+    return -1;
+  }
   if (offset > m->len || count > m->len - offset) {
     set_error (EIO, "unexpected end of file at offset %" PRIu64, offset);
     return -1;
@@ -241,6 +252,22 @@ io_mem_fail_after (struct io *io, long writes, bool tear)
   m->writes_left = writes;
   m->tear = tear;
   m->crashed = false;
+}
+
+void
+io_mem_fail_reads_after (struct io *io, long reads)
+{
+  struct io_mem *m = (struct io_mem *) io;
+
+  m->reads_left = reads;
+  m->fail_reads = true;
+}
+
+long
+io_mem_read_count (struct io *io)
+{
+  return __atomic_load_n (&((struct io_mem *) io)->read_count,
+                          __ATOMIC_RELAXED);
 }
 
 long

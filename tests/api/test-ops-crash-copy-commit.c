@@ -513,6 +513,66 @@ Test (copy_crash, into_vhdx_dynamic, .timeout = 600)
   copy_everywhere (&cc);
 }
 
+/* A source whose reads fail from the n-th on, for every n: the copy
+ * fails with the source's error, raised in the calling thread, and
+ * never hangs (every thread of the pipeline stops). */
+/* Copy cc's source into a fresh destination, the source's reads failing
+ * from the n-th on (n < 0: never); returns vhd_copy's result and sets
+ * *reads to the reads the copy made. */
+static int
+copy_failing_reads (const struct copy_case *cc, long n, long *reads)
+{
+  struct vhd_disk *src = must_open_mem (&cc->src, "src.vhd",
+                                        VHD_OPEN_RDONLY, NULL);
+  struct vhd_disk *dst = must_open_mem (&cc->dst, "dst", 0, NULL);
+  long before = io_mem_read_count (src->io);
+  int r;
+
+  if (n >= 0)
+    io_mem_fail_reads_after (src->io, n);
+  r = vhd_copy (src, dst, NULL, NULL);
+  *reads = io_mem_read_count (src->io) - before;
+  vhd_close (dst);
+  vhd_close (src);
+  return r;
+}
+
+/* A source whose reads fail from the n-th on, for every n: the copy
+ * fails with the source's error, raised in the calling thread, and
+ * never hangs (every thread of the pipeline stops). */
+static void
+read_error_everywhere (struct copy_case *cc)
+{
+  long total, reads, n;
+
+  cr_assert_eq (copy_failing_reads (cc, -1, &total), 0, "%s: %s", cc->name,
+                vhd_get_error ());
+  cr_assert_gt (total, 0);
+  for (n = 0; n < total; n++) {
+    cr_assert_eq (copy_failing_reads (cc, n, &reads), -1,
+                  "%s: read %ld failed, the copy did not", cc->name, n);
+    cr_assert_eq (vhd_get_errno (), EIO, "%s, read %ld: %s", cc->name, n,
+                  vhd_get_error ());
+    cr_assert (strstr (vhd_get_error (), "vhd_copy: ") == vhd_get_error ()
+               && strstr (vhd_get_error (), "injected read error"),
+               "%s, read %ld: %s", cc->name, n, vhd_get_error ());
+  }
+  cr_log_info ("%s: a read error at each of %ld reads", cc->name, total);
+  free (cc->src.bytes);
+  free (cc->dst.bytes);
+  free (cc->view);
+  free (cc->zeros);
+}
+
+Test (copy_errors, source_read_fails_anywhere, .timeout = 300)
+{
+  struct copy_case cc;
+
+  copy_case_init (&cc, "convert into VHDX from a failing source",
+                  &vhdx_format_ops, MiB);
+  read_error_everywhere (&cc);
+}
+
 /* --- commit ---------------------------------------------------------------- */
 
 /* resolve_parent_paths (in empty_child) wants the files to exist: they
