@@ -1,4 +1,5 @@
-/* compact.c: vhd_compact, written once for every format.
+/* compact.c: vhd_compact and vhd_compact_ex, written once for every
+ * format.
  *
  * Pass 1 looks at each block this layer stores.  A block whose view (the
  * whole chain's) is all zeros is unmapped in a base disk; in a
@@ -12,8 +13,8 @@
  * off (vhd_disk.defer_release) rather than punched first.
  * VHD_COMPACT_NO_MOVE stops after pass 1: the dropped blocks' space is
  * punched out of the host file (or cut off its end) as they are
- * unmapped, and nothing is copied.  The view of the disk is the same after every step, so a
- * crash anywhere leaves the old content.
+ * unmapped, and nothing is copied.  The view of the disk is the same
+ * after every step, so a crash anywhere leaves the old content.
  */
 #include <errno.h>
 #include <inttypes.h>

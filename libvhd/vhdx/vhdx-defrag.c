@@ -41,8 +41,9 @@
  *            log retired first, copy 1, flush, copy 2, flush);
  *   release  the old places, only now that nothing durable points at
  *            them.  Blocks' old places wait for the end of step 1: those
- *            below the last object are punched and made free then, and
- *            the rest is cut off with the file, never punched.
+ *            below the last object become free space then (step 2 may
+ *            use them; what stays free is punched at the end), and the
+ *            rest is cut off with the file, never punched.
  * The file is cut only after the log is retired (its entries record the
  * file's size).  A crash anywhere leaves every object at its old or its
  * new place, so the disk reads the same.
@@ -131,7 +132,7 @@ place (struct vhd_disk *d, struct vhdx_object *ob)
   return move_to (d, ob, dest);
 }
 
-/* The switch of a batch; it releases the old places once durable. */
+/* The switch of a batch (the old places are released after step 1). */
 static int
 switch_batch (struct vhd_disk *d, struct move_batch *b)
 {
