@@ -193,9 +193,11 @@ prepare_entries (struct vhd_state *s, uint32_t n_new, uint64_t offset,
 
   if (vhd_bat_grow (&s->bat, n_new) == -1)
     return -1;
+  /* Whatever the file holds past the old entries (the rest of the last
+   * BAT sector may be junk that memory never loaded) becomes unused:
+   * set and written even where memory says so already. */
   for (i = s->n_blocks; i < n_new; i++)
-    if (vhd_bat_get (&s->bat, i) != VHD_BAT_UNUSED)
-      vhd_bat_set (&s->bat, i, VHD_BAT_UNUSED); /* junk past the old end */
+    vhd_bat_set (&s->bat, i, VHD_BAT_UNUSED);
   if (offset != s->bat.offset)
     vhd_bat_mark_all_dirty (&s->bat);
   s->bat.offset = offset;

@@ -414,6 +414,34 @@ Test (resize, dynamic_grows_within_its_bat_sector)
   free_image (&img);
 }
 
+/* The rest of the last BAT sector past the table's entries may hold
+ * anything (open ignores it): a grow into that sector makes the new
+ * entries unused on disk too, not only in memory (found by
+ * fuzz-open-write: the image no longer opened after the grow). */
+Test (resize, dynamic_grows_over_junk_past_its_entries)
+{
+  struct image img;
+  uint8_t *view = malloc (DISK);
+  struct vhd_disk *d = full_dynamic (&img, view);
+  struct vhd_state *s = d->priv;
+  uint64_t past = s->header.table_offset
+                  + 4 * (uint64_t) s->header.max_table_entries;
+
+  snapshot (d, &img);
+  vhd_close (d);
+  memset (img.bytes + past, 0x5a, 16); /* four junk entries */
+  d = must_open (&img, 0);
+  view = grow (d, view, DISK + 4 * BLOCK);
+  cr_assert_eq (vhd_flush (d), 0);
+  snapshot (d, &img);
+  vhd_close (d);
+  d = must_open (&img, VHD_OPEN_RDONLY);
+  expect_view (d, view, DISK + 4 * BLOCK, "reopened");
+  vhd_close (d);
+  free (view);
+  free_image (&img);
+}
+
 /* 512 KiB blocks: 128 MiB needs 256 entries, two BAT sectors: the first
  * block, right after the BAT, moves to the end. */
 Test (resize, dynamic_bat_grows_over_moved_blocks)
