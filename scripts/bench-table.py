@@ -383,7 +383,8 @@ def main(path):
                 "ours = vhdtool compact in place (it flushes before it exits); peer = "
                 "qemu-img convert to a new image + fsync of it (qemu-img has no in-place "
                 "compact); read once = `cat` of the image. Every run on a fresh copy of the "
-                "image, in the page cache. The goal: ours / read once <= ~1.", "",
+                "image, in the page cache (-cold: the page cache dropped after the copy, for "
+                "every tool alike). The goal: ours / read once <= ~1.", "",
                 "| workload | ours | peer | ratio | read once | ours / read once | notes |",
                 "|---|---|---|---|---|---|---|"] + compact_rows
     if memory_rows:

@@ -12,7 +12,8 @@
 #   nbd      vhd-nbd-server vs qemu-nbd on vhdx and on vhd, plus nbdkit's file
 #            plugin on raw as the allocated-data read reference
 #   fuse     vhdfuse vs vhdimount on vhdx
-#   compact  vhdtool compact (and compact --no-move, when this vhdtool has it)
+#   compact  vhdtool compact (and compact --no-move, when this vhdtool has it),
+#            from a warm page cache and (as root) a cold one,
 #            vs qemu-img convert (qemu-img has no in-place compact: a compacted
 #            copy, + fsync, is what its users do) on a 2 GiB vhdx and vhd whose
 #            odd 16 MiB blocks are allocated zeros, next to `cat` of the image
@@ -234,9 +235,18 @@ EOF
   fi
   # Targets are named apart from the convert suite's (vhdtool, qemu-img):
   # pairs match rows by target.  read-once is the reference of every pair.
+  # Warm (the copy just made is in the page cache) and, where this user
+  # may drop the page cache, cold (dropped after the copy: what compacting
+  # an image that is not in use looks like).
+  caches=warm
+  if [ -w /proc/sys/vm/drop_caches ]; then caches="warm cold"
+  else say "compact: cannot drop the page cache here: warm rows only"; fi
   for fmt in vhdx vhd; do
-    pair compact vhdtool-compact qemu-img-convert "^$fmt\$"
-    pair "compact --no-move" vhdtool-compact-no-move qemu-img-convert "^$fmt\$" "$nmnote"
+    for cache in $caches; do
+      wl=$fmt; [ "$cache" = cold ] && wl=$fmt-cold
+      pair compact vhdtool-compact qemu-img-convert "^$wl\$"
+      pair "compact --no-move" vhdtool-compact-no-move qemu-img-convert "^$wl\$" "$nmnote"
+    done
   done
 
   # ctime STDOUT CMD...: run CMD (stderr to CLOG) under /usr/bin/time; sets
@@ -255,9 +265,10 @@ EOF
             printf "%.3f %.2f %s %.0f %.2f\n", w, c, $3, (o > 0 ? o : 0) * 100 / w, (a[4] - a[2]) / tck }' "$tf")
   }
 
-  # compact_one FMT TARGET: one timed run on a fresh copy of half.FMT -> a row.
+  # compact_one FMT TARGET CACHE: one timed run on a fresh copy of half.FMT
+  # (CACHE cold: the page cache dropped first) -> a row.
   compact_one() {
-    local fmt=$1 t=$2 qf=vhdx opts=() fsync=- v=
+    local fmt=$1 t=$2 cache=$3 qf=vhdx opts=() fsync=- v= wl=$1
     [ "$fmt" = vhd ] && qf=vpc opts=(-o subformat=dynamic)
     local img=$CDIR/half.$fmt work=$CDIR/work.$fmt out=$CDIR/out.$fmt
     local res=$work sz=(- -)
@@ -267,6 +278,9 @@ EOF
     # holes.  After cp and sync the copy is in the page cache, all clean.
     cp --sparse=never --reflink=never "$img" "$work" && sync ||
       { echo "bench: cannot copy $img to $work" >&2; exit 1; }
+    if [ "$cache" = cold ]; then
+      echo 1 >/proc/sys/vm/drop_caches; wl=$fmt-cold
+    fi
     case $t in
       read-once) ctime /dev/null cat "$work";;
       qemu-img-convert)
@@ -286,7 +300,7 @@ EOF
     [ -f "$res" ] && sz=($(stat -c '%s %b %B' "$res" | awk '{printf "%s %.0f\n", $1, $2 * $3}'))
     # MB/s over the 2 GiB of disk content and over its 1 GiB of data;
     # out_* = the file after the run (read-once: the image it read).
-    crow compact "$t" "$fmt" "$C_WALL" \
+    crow compact "$t" "$wl" "$C_WALL" \
       "$(awk -v w="$C_WALL" -v b=$((CBLOCK * CBLOCKS)) 'BEGIN{printf "%.0f", b/w/1e6}')" \
       "$(awk -v w="$C_WALL" -v b=$((CBLOCK * CBLOCKS / 2)) 'BEGIN{printf "%.0f", b/w/1e6}')" \
       - - - - - "$(awk -v c="$C_CPU" -v w="$C_WALL" 'BEGIN{printf "%.0f", 100*c/w}')" "$C_OTHER" \
@@ -300,8 +314,10 @@ EOF
       say "compact $fmt run $i/$RUNS"
       # (the load on peerbench's comment lines, for bench-table.py's range)
       echo "# $(date -u +%FT%TZ) $(hostname) nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg) mode=compact $fmt run $i/$RUNS" >>"$OUT"
-      for t in read-once qemu-img-convert vhdtool-compact $nomove; do
-        compact_one "$fmt" "$t"
+      for cache in $caches; do
+        for t in read-once qemu-img-convert vhdtool-compact $nomove; do
+          compact_one "$fmt" "$t" "$cache"
+        done
       done
     done
   done

@@ -471,6 +471,15 @@ copy_case_init (struct copy_case *cc, const char *name,
 }
 
 static void
+copy_case_free (struct copy_case *cc)
+{
+  free (cc->src.bytes);
+  free (cc->dst.bytes);
+  free (cc->view);
+  free (cc->zeros);
+}
+
+static void
 copy_everywhere (struct copy_case *cc)
 {
   struct image left = { NULL, 0, NULL };
@@ -490,10 +499,7 @@ copy_everywhere (struct copy_case *cc)
   cr_log_info ("%s: %ld writes, %ld crash points tested (whole and torn)",
                cc->name, total, points);
   free (left.bytes);
-  free (cc->src.bytes);
-  free (cc->dst.bytes);
-  free (cc->view);
-  free (cc->zeros);
+  copy_case_free (cc);
 }
 
 Test (copy_crash, into_vhd_dynamic, .timeout = 600)
@@ -558,10 +564,7 @@ read_error_everywhere (struct copy_case *cc)
                "%s, read %ld: %s", cc->name, n, vhd_get_error ());
   }
   cr_log_info ("%s: a read error at each of %ld reads", cc->name, total);
-  free (cc->src.bytes);
-  free (cc->dst.bytes);
-  free (cc->view);
-  free (cc->zeros);
+  copy_case_free (cc);
 }
 
 Test (copy_errors, source_read_fails_anywhere, .timeout = 300)
