@@ -86,6 +86,20 @@ get_string (struct optdata *d, const char **s, uint32_t *len)
   return true;
 }
 
+/* ------------------------------------------------------------ exports */
+
+const struct export *
+find_export (const char *name, size_t len)
+{
+  size_t i;
+
+  for (i = 0; i < n_exports; i++)
+    if (strlen (exports[i].name) == len
+        && memcmp (exports[i].name, name, len) == 0)
+      return &exports[i];
+  return NULL;
+}
+
 /* ------------------------------------------------------------ replies */
 
 static int

@@ -121,18 +121,6 @@ usage_error (const char *fs, ...)
 
 /* ------------------------------------------------------------ exports */
 
-const struct export *
-find_export (const char *name, size_t len)
-{
-  size_t i;
-
-  for (i = 0; i < n_exports; i++)
-    if (strlen (exports[i].name) == len
-        && memcmp (exports[i].name, name, len) == 0)
-      return &exports[i];
-  return NULL;
-}
-
 static void
 add_export (const char *name, const char *path)
 {

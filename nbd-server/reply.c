@@ -20,6 +20,23 @@
 #include "protocol.h"
 #include "server.h"
 
+/* One recv, again after EINTR: bytes received (> 0), or -1 with errno
+ * (0 at end of file). */
+static ssize_t
+recv_some (int fd, void *buf, size_t len)
+{
+  ssize_t r;
+
+  do
+    r = recv (fd, buf, len, 0);
+  while (r < 0 && errno == EINTR);
+  if (r == 0) {
+    errno = 0;
+    return -1;
+  }
+  return r;
+}
+
 /* Read exactly len bytes.  0 on success; -1 on end of file (errno 0),
  * error or timeout. */
 int
@@ -28,16 +45,9 @@ recv_all (int fd, void *buf, size_t len)
   uint8_t *p = buf;
 
   while (len > 0) {
-    ssize_t r = recv (fd, p, len, 0);
-    if (r == 0) {
-      errno = 0;
+    ssize_t r = recv_some (fd, p, len);
+    if (r < 0)
       return -1;
-    }
-    if (r < 0) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
     p += r, len -= (size_t) r;
   }
   return 0;
@@ -66,16 +76,8 @@ conn_recv (struct conn *c, void *buf, size_t len)
     if (len >= IN_BUFFER / 2)
       return recv_all (c->fd, p, len);
     c->in_pos = c->in_len = 0;
-    r = recv (c->fd, c->in, IN_BUFFER, 0);
-    if (r == 0) {
-      errno = 0;
+    if ((r = recv_some (c->fd, c->in, IN_BUFFER)) < 0)
       return -1;
-    }
-    if (r < 0) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
     c->in_len = (size_t) r;
   }
 }

@@ -408,9 +408,10 @@ prepare_read (struct conn *c, struct request *r)
 int
 read_buffer (struct request *r)
 {
-  if (r->data == NULL && plan_has_data (r->plan))
-    r->data = alloc_buffer (r->count);
-  return r->data || !plan_has_data (r->plan) ? 0 : -1;
+  if (r->data != NULL || !plan_has_data (r->plan))
+    return 0;
+  r->data = alloc_buffer (r->count);
+  return r->data ? 0 : -1;
 }
 
 static void

@@ -141,11 +141,13 @@ struct request {
   int aio_error;
 };
 
+/* handshake.c: the export called name (len bytes, not terminated). */
+extern const struct export *find_export (const char *name, size_t len);
+
 /* main.c */
 extern void server_error (const char *fs, ...) ATTR_PRINTF (1, 2);
 extern void conn_error (const struct conn *c, const char *fs, ...)
   ATTR_PRINTF (2, 3);
-extern const struct export *find_export (const char *name, size_t len);
 
 /* listen.c: each returns the number of sockets added to fds (at most
  * max), or -1 after printing an error. */

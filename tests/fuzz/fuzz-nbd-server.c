@@ -56,18 +56,6 @@ conn_error (const struct conn *c, const char *fs, ...)
   (void) c, (void) fs;
 }
 
-const struct export *
-find_export (const char *name, size_t len)
-{
-  size_t i;
-
-  for (i = 0; i < n_exports; i++)
-    if (strlen (exports[i].name) == len
-        && memcmp (exports[i].name, name, len) == 0)
-      return &exports[i];
-  return NULL;
-}
-
 /* --- the export ----------------------------------------------------------- */
 
 static struct vhd_disk *
