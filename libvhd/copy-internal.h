@@ -27,5 +27,10 @@ int copy_pipeline (struct vhd_disk *src, struct vhd_disk *dst,
  * call write_batch_end only after a true begin. */
 bool write_batch_begin (struct vhd_disk *d);
 int write_batch_end (struct vhd_disk *d);
+/* write_batch_end after the batched work returned r: the batch is
+ * committed also after a failure (what was written stays written), and
+ * the work's error is the one kept.  Returns r, or -1 when the commit
+ * fails. */
+int write_batch_finish (struct vhd_disk *d, int r);
 
 #endif /* LIBVHD_COPY_INTERNAL_H */

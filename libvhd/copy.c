@@ -11,7 +11,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdio.h>
 
 #include "copy-internal.h"
 
@@ -30,25 +29,6 @@ lock_pair (struct vhd_disk *src, struct vhd_disk *dst)
     pthread_rwlock_wrlock (&dst->lock);
     pthread_rwlock_rdlock (&src->lock);
   }
-}
-
-/* Commit dst's batched allocations also after a failed copy (what was
- * written stays written), keeping the first error. */
-static int
-end_batch (struct vhd_disk *dst, int r)
-{
-  char msg[1024];
-  int err = vhd_get_errno ();
-
-  if (r == 0)
-    return write_batch_end (dst);
-  snprintf (msg, sizeof msg, "%s", vhd_get_error () ? vhd_get_error () : "");
-  if (write_batch_end (dst) == -1) {
-    set_error_context (NULL); /* msg carries it already */
-    set_error (err, "%s", msg);
-    set_error_context ("vhd_copy");
-  }
-  return -1;
 }
 
 int
@@ -76,7 +56,7 @@ vhd_copy (struct vhd_disk *src, struct vhd_disk *dst,
   batch = write_batch_begin (dst);
   r = copy_pipeline (src, dst, progress, opaque);
   if (batch)
-    r = end_batch (dst, r);
+    r = write_batch_finish (dst, r);
   if (r == 0)
     r = chain_flush (dst);
   if (src != dst)

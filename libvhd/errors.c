@@ -13,7 +13,7 @@
 
 #include "internal.h"
 
-#define MAX_MESSAGE 1024
+#define MAX_MESSAGE ERROR_MESSAGE_MAX
 
 static _Thread_local const char *error_context;
 static _Thread_local char last_message[MAX_MESSAGE];
@@ -78,6 +78,21 @@ error_message (void)
       && strncmp (last_message + ctx_len, ": ", 2) == 0)
     return last_message + ctx_len + 2;
   return last_message;
+}
+
+void
+save_error (struct saved_error *e)
+{
+  e->errnum = last_errno;
+  memcpy (e->message, last_message, sizeof e->message);
+}
+
+void
+restore_error (const struct saved_error *e)
+{
+  memcpy (last_message, e->message, sizeof last_message);
+  last_errno = e->errnum;
+  errno = e->errnum;
 }
 
 const char *

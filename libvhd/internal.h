@@ -38,6 +38,15 @@ void set_error_context (const char *context);
 /* The thread's last message without that prefix (for wrapping it into
  * another message); "unknown error" when there is none. */
 const char *error_message (void);
+/* The thread's error as it is, to put back after cleanup that may fail
+ * too (the first error is the one to report). */
+#define ERROR_MESSAGE_MAX 1024
+struct saved_error {
+  int errnum;
+  char message[ERROR_MESSAGE_MAX];
+};
+void save_error (struct saved_error *e);
+void restore_error (const struct saved_error *e);
 
 /* --- byte sources (io-file.c, io-mem.c) -------------------------------- */
 

@@ -80,9 +80,11 @@ file_pread (struct io *io, void *buf, size_t count, uint64_t offset)
 }
 
 static int
-write_fd (int fd, const void *buf, size_t count, uint64_t offset)
+file_pwrite (struct io *io, const void *buf, size_t count, uint64_t offset)
 {
+  struct io_file *f = (struct io_file *) io;
   const uint8_t *p = buf;
+  int fd = transfer_fd (f, buf, count, offset);
 
   while (count > 0) {
     ssize_t r = pwrite (fd, p, count, (off_t) offset);
@@ -98,13 +100,6 @@ write_fd (int fd, const void *buf, size_t count, uint64_t offset)
     offset += (uint64_t) r;
   }
   return 0;
-}
-
-static int
-file_pwrite (struct io *io, const void *buf, size_t count, uint64_t offset)
-{
-  return write_fd (transfer_fd ((struct io_file *) io, buf, count, offset),
-                   buf, count, offset);
 }
 
 static int
@@ -175,21 +170,15 @@ file_run_at (struct io *io, uint64_t offset, bool *data, uint64_t *length)
   int64_t size;
   off_t next = lseek (f->fd, (off_t) offset, SEEK_DATA);
 
-  if (next == -1 && errno != ENXIO) { /* no SEEK_DATA here: all data */
+  if (next == -1) {
+    /* ENXIO: nothing but a hole to the end (or past it); any other
+     * error: no SEEK_DATA here, all data */
+    bool all_data = errno != ENXIO;
     if ((size = file_get_size (io)) < 0)
       return -1;
     if ((uint64_t) size <= offset)
       goto past_end;
-    *data = true;
-    *length = (uint64_t) size - offset;
-    return 0;
-  }
-  if (next == -1) { /* nothing but a hole to the end, or past it */
-    if ((size = file_get_size (io)) < 0)
-      return -1;
-    if ((uint64_t) size <= offset)
-      goto past_end;
-    *data = false;
+    *data = all_data;
     *length = (uint64_t) size - offset;
     return 0;
   }

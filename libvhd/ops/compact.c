@@ -151,8 +151,8 @@ compact_unlocked (struct vhd_disk *d, unsigned flags,
     if (progress)
       progress (opaque, move ? offset / 2 : offset, d->size);
   }
-  if (batch && write_batch_end (d) == -1)
-    r = -1;
+  if (batch)
+    r = write_batch_finish (d, r);
   free (c.view);
   free (c.under);
   if (r == 0)

@@ -483,10 +483,10 @@ vhdx_begin_update (struct vhd_disk *d, bool data_changes)
 
 /* The open batch of this thread: the staged BAT pages of writes to d,
  * made while the thread holds d's lock exclusive (vhd_copy, and the
- * unmaps of vhd_compact).  Only
- * changes of the BAT wait in it: the map reads BAT entries from memory,
- * but sector bitmaps from the file, so a write that changes a bitmap
- * commits at once, with whatever the batch holds. */
+ * unmaps of vhd_compact).  Only changes of the BAT wait in it: the map
+ * reads BAT entries from memory, but sector bitmaps from the file, so a
+ * write that changes a bitmap commits at once, with whatever the batch
+ * holds. */
 static _Thread_local struct {
   struct vhd_disk *d;
   struct vhdx_stage *st;
@@ -529,6 +529,19 @@ write_batch_end (struct vhd_disk *d)
     batch.d = NULL, batch.st = NULL;
   }
   return r;
+}
+
+int
+write_batch_finish (struct vhd_disk *d, int r)
+{
+  struct saved_error e;
+
+  if (r == 0)
+    return write_batch_end (d);
+  save_error (&e);
+  (void) write_batch_end (d);
+  restore_error (&e);
+  return -1;
 }
 
 static bool
