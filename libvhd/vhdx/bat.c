@@ -6,7 +6,8 @@
  * last entry is the last payload block); a differencing disk has
  * bitmap_blocks * (chunk_ratio + 1) (its last entry is a sector bitmap).
  *
- * Validation is one pass over the table; allocated blocks are checked
+ * Validation goes a range of entries at a time (the BAT is paged in,
+ * bat-cache.c); allocated blocks are checked
  * against the file's end and the fixed structures (header section, log,
  * regions), not against one another (the FileOffsetMB uniqueness rule
  * needs a sort of the whole table and is left to a check command).
@@ -78,14 +79,14 @@ check_bitmap_entry (uint64_t i, uint64_t e, uint64_t file_size,
                           VHDX_BITMAP_BLOCK_SIZE, file_size, avoid, n_avoid);
 }
 
+/* Entry i holds a payload block of len bytes: its state, and its place
+ * when allocated.  Whether a partially present block's chunk has its
+ * sector bitmap is the caller's question (the entry may be elsewhere). */
 static int
-check_payload_entry (const uint64_t *bat, const struct vhdx_bat_geometry *g,
-                     uint64_t block, uint64_t len, uint64_t file_size,
-                     const struct vhdx_range *avoid, unsigned n_avoid)
+check_payload_entry (uint64_t i, uint64_t e, uint64_t block, uint64_t len,
+                     uint64_t file_size, const struct vhdx_range *avoid,
+                     unsigned n_avoid)
 {
-  uint64_t i = vhdx_bat_payload_index (g, block), e = bat[i];
-  uint64_t bi = vhdx_bat_bitmap_index (g, block / g->chunk_ratio);
-
   switch (vhdx_bat_state (e)) {
   case VHDX_PAYLOAD_NOT_PRESENT:
   case VHDX_PAYLOAD_UNDEFINED:
@@ -93,13 +94,6 @@ check_payload_entry (const uint64_t *bat, const struct vhdx_bat_geometry *g,
   case VHDX_PAYLOAD_UNMAPPED:
     return 0;
   case VHDX_PAYLOAD_PARTIALLY_PRESENT:
-    if (bi >= g->entries || vhdx_bat_state (bat[bi]) != VHDX_SB_PRESENT) {
-      set_error (EBADMSG, "VHDX BAT entry %" PRIu64 ": block %" PRIu64
-                 " is partially present but its chunk has no sector bitmap",
-                 i, block);
-      return -1;
-    }
-    /* fall through */
   case VHDX_PAYLOAD_FULLY_PRESENT:
     return check_placement (i, "payload block", vhdx_bat_offset (e), len,
                             file_size, avoid, n_avoid);
@@ -111,24 +105,63 @@ check_payload_entry (const uint64_t *bat, const struct vhdx_bat_geometry *g,
 }
 
 int
+vhdx_bat_check_entries (const uint64_t *e, uint64_t first, uint64_t n,
+                        const struct vhdx_bat_geometry *g,
+                        uint64_t disk_size, uint32_t block_size,
+                        uint64_t file_size, const struct vhdx_range *avoid,
+                        unsigned n_avoid)
+{
+  uint64_t k;
+
+  for (k = 0; k < n; k++) {
+    uint64_t i = first + k, chunk = i / (g->chunk_ratio + 1);
+    uint64_t block = i - chunk;
+    if (i % (g->chunk_ratio + 1) == g->chunk_ratio) {
+      if (check_bitmap_entry (i, e[k], file_size, avoid, n_avoid) == -1)
+        return -1;
+    }
+    else if (block < g->data_blocks) {
+      uint64_t len = MIN ((uint64_t) block_size,
+                          disk_size - block * block_size);
+      if (check_payload_entry (i, e[k], block, len, file_size, avoid,
+                               n_avoid) == -1)
+        return -1;
+    }
+  }
+  return 0;
+}
+
+int
+vhdx_bat_check_bitmap_of (uint64_t partial_entry, uint64_t bitmap_entry,
+                          const struct vhdx_bat_geometry *g, uint64_t block)
+{
+  uint64_t bi = vhdx_bat_bitmap_index (g, block / g->chunk_ratio);
+
+  if (vhdx_bat_state (partial_entry) != VHDX_PAYLOAD_PARTIALLY_PRESENT
+      || (bi < g->entries && vhdx_bat_state (bitmap_entry) == VHDX_SB_PRESENT))
+    return 0;
+  set_error (EBADMSG, "VHDX BAT entry %" PRIu64 ": block %" PRIu64
+             " is partially present but its chunk has no sector bitmap",
+             vhdx_bat_payload_index (g, block), block);
+  return -1;
+}
+
+int
 vhdx_bat_validate (const uint64_t *bat, const struct vhdx_bat_geometry *g,
                    uint64_t disk_size, uint32_t block_size,
                    uint64_t file_size, const struct vhdx_range *avoid,
                    unsigned n_avoid)
 {
-  uint64_t block, chunk;
+  uint64_t block;
 
+  if (vhdx_bat_check_entries (bat, 0, g->entries, g, disk_size, block_size,
+                              file_size, avoid, n_avoid) == -1)
+    return -1;
   for (block = 0; block < g->data_blocks; block++) {
-    uint64_t start = block * block_size;
-    uint64_t len = MIN ((uint64_t) block_size, disk_size - start);
-    if (check_payload_entry (bat, g, block, len, file_size, avoid, n_avoid)
+    uint64_t bi = vhdx_bat_bitmap_index (g, block / g->chunk_ratio);
+    if (vhdx_bat_check_bitmap_of (bat[vhdx_bat_payload_index (g, block)],
+                                  bi < g->entries ? bat[bi] : 0, g, block)
         == -1)
-      return -1;
-  }
-  for (chunk = 0; chunk < g->bitmap_blocks; chunk++) {
-    uint64_t i = vhdx_bat_bitmap_index (g, chunk);
-    if (i < g->entries
-        && check_bitmap_entry (i, bat[i], file_size, avoid, n_avoid) == -1)
       return -1;
   }
   return 0;

@@ -83,6 +83,22 @@ vhdx_bat_bitmap_index (const struct vhdx_bat_geometry *g, uint64_t chunk)
   return chunk * (g->chunk_ratio + 1) + g->chunk_ratio;
 }
 
+/* Check entries [first, first + n) of a table shaped g, held in e[]:
+ * known states, and for allocated blocks an offset past the header
+ * section, inside a file of file_size bytes and clear of avoid[].
+ * EBADMSG naming the first bad entry. */
+int vhdx_bat_check_entries (const uint64_t *e, uint64_t first, uint64_t n,
+                            const struct vhdx_bat_geometry *g,
+                            uint64_t disk_size, uint32_t block_size,
+                            uint64_t file_size,
+                            const struct vhdx_range *avoid,
+                            unsigned n_avoid);
+/* EBADMSG when block's entry is partially present and its chunk's
+ * sector bitmap entry (0 when the table has none) is not present. */
+int vhdx_bat_check_bitmap_of (uint64_t partial_entry, uint64_t bitmap_entry,
+                              const struct vhdx_bat_geometry *g,
+                              uint64_t block);
+
 /* Check every entry: known state, and for allocated blocks an offset past
  * the header section, inside a file of file_size bytes and clear of the
  * ranges in avoid[].  Partially present blocks need their chunk's sector

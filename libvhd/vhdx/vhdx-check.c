@@ -461,11 +461,10 @@ read_bat (struct checker *ck)
 {
   struct vhdx *v = ck->v;
   const struct vhdx_metadata *md = &v->md;
-  uint64_t i;
 
   vhdx_bat_geometry (md->disk_size, md->block_size, md->logical_sector,
                      md->has_parent, &v->geo);
-  if (v->geo.entries > VHDX_MAX_BAT_ENTRIES) {
+  if (v->geo.entries > VHDX_CHECK_MAX_BAT_ENTRIES) {
     check_report (ck->c, VHD_CHECK_INFO, "BAT of %" PRIu64 " entries: too "
                   "large to check", v->geo.entries);
     return 1;
@@ -476,17 +475,16 @@ read_bat (struct checker *ck)
                   "needs", v->regions.bat->length, v->geo.entries);
     return 1;
   }
-  v->bat_offset = v->regions.bat->offset;
-  v->bat = malloc (v->geo.entries * 8);
-  if (v->bat == NULL) {
-    set_error (ENOMEM, "out of memory");
-    return -1;
-  }
-  if (io_pread (ck->view, v->bat, v->geo.entries * 8, v->bat_offset) == -1)
-    return -1;
-  for (i = 0; i < v->geo.entries; i++)
-    v->bat[i] = get_le64 ((const uint8_t *) &v->bat[i]);
-  return 0;
+  /* Entries are taken as they are: judging them is this file's job. */
+  return vhdx_bat_cache_init (&v->bat, ck->view, v->regions.bat->offset,
+                              v->geo.entries, NULL, NULL);
+}
+
+/* Take a bad entry out of the in-memory BAT (not the file's). */
+static int
+forget_entry (struct vhdx *v, uint64_t idx)
+{
+  return vhdx_bat_cache_set (&v->bat, idx, 0);
 }
 
 /* The virtual bytes a payload block covers, for messages. */
@@ -501,21 +499,27 @@ block_range (const struct vhdx *v, uint64_t block, uint64_t *start,
 /* One payload entry; bad ones are taken out of the in-memory BAT (so
  * the layout step ignores them) and, when past the end of the file,
  * marked in drop[] for repair. */
-static void
+static int
 check_payload (struct checker *ck, uint64_t block, bool *drop)
 {
   struct vhdx *v = ck->v;
-  uint64_t idx = vhdx_bat_payload_index (&v->geo, block), s, e;
+  uint64_t idx = vhdx_bat_payload_index (&v->geo, block), s, e, entry;
   uint64_t bi = vhdx_bat_bitmap_index (&v->geo, block / v->geo.chunk_ratio);
-  uint64_t off = vhdx_bat_offset (v->bat[idx]);
-  unsigned state = vhdx_bat_state (v->bat[idx]);
-  bool lost_bitmap = state == VHDX_PAYLOAD_PARTIALLY_PRESENT
-                     && bi < v->geo.entries && drop[bi];
+  uint64_t off, bitmap = 0;
+  unsigned state;
+  bool lost_bitmap;
 
+  if (vhdx_get_entry (v, idx, &entry) == -1
+      || (bi < v->geo.entries && vhdx_get_entry (v, bi, &bitmap) == -1))
+    return -1;
+  off = vhdx_bat_offset (entry);
+  state = vhdx_bat_state (entry);
+  lost_bitmap = state == VHDX_PAYLOAD_PARTIALLY_PRESENT
+                && bi < v->geo.entries && drop[bi];
   block_range (v, block, &s, &e);
   if (state == VHDX_PAYLOAD_NOT_PRESENT || state == VHDX_PAYLOAD_UNDEFINED
       || state == VHDX_PAYLOAD_ZERO || state == VHDX_PAYLOAD_UNMAPPED)
-    return;
+    return 0;
   if (state != VHDX_PAYLOAD_FULLY_PRESENT
       && state != VHDX_PAYLOAD_PARTIALLY_PRESENT)
     block_report (ck, VHD_CHECK_CORRUPT, "BAT entry %" PRIu64 " (bytes %"
@@ -537,46 +541,47 @@ check_payload (struct checker *ck, uint64_t block, bool *drop)
   }
   else if (state == VHDX_PAYLOAD_PARTIALLY_PRESENT
            && (bi >= v->geo.entries
-               || vhdx_bat_state (v->bat[bi]) != VHDX_SB_PRESENT))
+               || vhdx_bat_state (bitmap) != VHDX_SB_PRESENT))
     block_report (ck, VHD_CHECK_CORRUPT, "BAT entry %" PRIu64 " (bytes %"
                   PRIu64 "..%" PRIu64 "): partially present without a "
                   "sector bitmap", idx, s, e);
   else
-    return;
-  if (!drop[idx])
-    v->bat[idx] = 0;
+    return 0;
+  return drop[idx] ? 0 : forget_entry (v, idx);
 }
 
-static void
+static int
 check_bitmap (struct checker *ck, uint64_t chunk, bool *drop)
 {
   struct vhdx *v = ck->v;
-  uint64_t idx = vhdx_bat_bitmap_index (&v->geo, chunk);
+  uint64_t idx = vhdx_bat_bitmap_index (&v->geo, chunk), entry, off;
   unsigned state;
 
   if (idx >= v->geo.entries)
-    return;
-  state = vhdx_bat_state (v->bat[idx]);
+    return 0;
+  if (vhdx_get_entry (v, idx, &entry) == -1)
+    return -1;
+  state = vhdx_bat_state (entry);
+  off = vhdx_bat_offset (entry);
   if (state == VHDX_SB_NOT_PRESENT)
-    return;
+    return 0;
   if (state != VHDX_SB_PRESENT)
     block_report (ck, VHD_CHECK_CORRUPT, "BAT entry %" PRIu64 ": sector "
                   "bitmap in reserved state %u", idx, state);
-  else if (vhdx_bat_offset (v->bat[idx]) < VHDX_HEADER_SECTION_SIZE)
+  else if (off < VHDX_HEADER_SECTION_SIZE)
     block_report (ck, VHD_CHECK_CORRUPT, "BAT entry %" PRIu64 ": sector "
                   "bitmap in the header section", idx);
-  else if (vhdx_bat_offset (v->bat[idx]) > (uint64_t) ck->size
-           || VHDX_BITMAP_BLOCK_SIZE
-                > (uint64_t) ck->size - vhdx_bat_offset (v->bat[idx])) {
+  else if (off > (uint64_t) ck->size
+           || VHDX_BITMAP_BLOCK_SIZE > (uint64_t) ck->size - off) {
     block_report (ck, ck->c->repair ? VHD_CHECK_INFO : VHD_CHECK_CORRUPT,
                   "BAT entry %" PRIu64 ": the sector bitmap of chunk %"
                   PRIu64 " lies past the end of the file", idx, chunk);
     drop[idx] = true;
-    return;
+    return 0;
   }
   else
-    return;
-  v->bat[idx] = 0;
+    return 0;
+  return forget_entry (v, idx);
 }
 
 /* Out-of-file entries become NOT_PRESENT through the log. */
@@ -599,11 +604,8 @@ drop_entries (struct checker *ck, const bool *drop)
       continue;
     if (st->n == VHDX_MAX_STAGED && vhdx_commit (&ck->disk, st) == -1)
       r = -1;
-    else {
-      v->bat[i] = 0;
-      vhdx_stage_bat (v, st, i);
+    else if ((r = vhdx_put_entry (v, st, i, 0)) == 0)
       n++;
-    }
   }
   if (r == 0)
     r = vhdx_commit (&ck->disk, st);
@@ -634,17 +636,17 @@ check_bat (struct checker *ck)
     set_error (ENOMEM, "out of memory");
     return -1;
   }
-  for (c = 0; c < v->geo.bitmap_blocks; c++)
-    check_bitmap (ck, c, drop);
-  for (b = 0; b < v->geo.data_blocks; b++)
-    check_payload (ck, b, drop);
+  for (c = 0; r == 0 && c < v->geo.bitmap_blocks; c++)
+    r = check_bitmap (ck, c, drop);
+  for (b = 0; r == 0 && b < v->geo.data_blocks; b++)
+    r = check_payload (ck, b, drop);
   for (i = 0; i < v->geo.entries; i++)
     any |= drop[i];
-  if (any && ck->c->repair)
+  if (r == 0 && any && ck->c->repair)
     r = drop_entries (ck, drop);
   for (i = 0; r == 0 && i < v->geo.entries; i++)
     if (drop[i])
-      v->bat[i] = 0;
+      r = forget_entry (v, i);
   free (drop);
   return r;
 }
@@ -783,7 +785,7 @@ vhdx_check (struct io *io, struct check_ctx *c)
   r = run (&ck);
   if (ck.view != io)
     ck.view->ops->close (ck.view);
-  free (ck.v->bat);
+  vhdx_bat_cache_free (&ck.v->bat);
   free (ck.v->free);
   free (ck.v->pending);
   vhdx_metadata_free (&ck.v->md);

@@ -272,7 +272,9 @@ new_entry (const struct layout *l, uint64_t idx, bool fixed)
                            + (idx - idx / (cr + 1)) * l->md.block_size);
 }
 
-/* The BAT, written one 1 MiB piece at a time. */
+/* The BAT, written one 1 MiB piece at a time; pieces of unused entries
+ * are left as the new file has them (zeros, and no host space: a 64 TiB
+ * disk of 1 MiB blocks has a 512 MiB table). */
 static int
 write_bat (struct io *io, const struct layout *l, bool fixed)
 {
@@ -285,10 +287,15 @@ write_bat (struct io *io, const struct layout *l, bool fixed)
     return -1;
   }
   for (piece = 0; piece * per < l->geo.entries && r == 0; piece++) {
+    bool used = false;
     memset (buf, 0, VHDX_MiB);
-    for (i = 0; i < per && piece * per + i < l->geo.entries; i++)
-      put_le64 (buf + i * 8, new_entry (l, piece * per + i, fixed));
-    r = io_pwrite (io, buf, VHDX_MiB, BAT_OFFSET + piece * VHDX_MiB);
+    for (i = 0; i < per && piece * per + i < l->geo.entries; i++) {
+      uint64_t e = new_entry (l, piece * per + i, fixed);
+      put_le64 (buf + i * 8, e);
+      used |= e != 0;
+    }
+    if (used)
+      r = io_pwrite (io, buf, VHDX_MiB, BAT_OFFSET + piece * VHDX_MiB);
   }
   free (buf);
   return r;

@@ -36,20 +36,22 @@ keeps_blocks (const struct vhdx *v)
   return v->md.leave_blocks_allocated && !v->md.has_parent;
 }
 
-static void
+static int
 drop_block (struct vhdx *v, struct vhdx_stage *st, uint64_t block)
 {
-  uint64_t idx = vhdx_bat_payload_index (&v->geo, block);
-  uint64_t e = v->bat[idx];
-  unsigned s = vhdx_bat_state (e);
+  uint64_t idx = vhdx_bat_payload_index (&v->geo, block), e;
+  unsigned s;
 
+  if (vhdx_get_entry (v, idx, &e) == -1)
+    return -1;
+  s = vhdx_bat_state (e);
   if (s == VHDX_PAYLOAD_NOT_PRESENT)
-    return;
+    return 0;
   if (s == VHDX_PAYLOAD_FULLY_PRESENT || s == VHDX_PAYLOAD_PARTIALLY_PRESENT)
     vhdx_pending_add (v, vhdx_bat_offset (e),
                       vhdx_bat_offset (e) + v->md.block_size);
-  v->bat[idx] = vhdx_bat_entry (VHDX_PAYLOAD_NOT_PRESENT, 0);
-  vhdx_stage_bat (v, st, idx);
+  return vhdx_put_entry (v, st, idx,
+                         vhdx_bat_entry (VHDX_PAYLOAD_NOT_PRESENT, 0));
 }
 
 int
@@ -78,10 +80,10 @@ vhdx_unmap (struct vhd_disk *d, uint64_t offset, uint64_t count)
   }
   last = MIN (DIV_ROUND_UP (end, bs), v->geo.data_blocks);
   for (block = offset / bs; r == 0 && block < last; block++) {
-    if (st->n == VHDX_MAX_STAGED)
-      r = vhdx_commit (d, st);
-    if (r == 0)
-      drop_block (v, st, block);
+    if (st->n == VHDX_MAX_STAGED && (r = vhdx_commit (d, st)) == -1)
+      break;
+    if ((r = drop_block (v, st, block)) == -1)
+      vhdx_abandon (d, st);
   }
   if (r == 0 && own)
     r = vhdx_commit (d, st);

@@ -115,11 +115,15 @@ extend_last_block (struct vhd_disk *d)
   struct vhdx *v = d->priv;
   uint64_t bs = v->md.block_size, b = v->geo.data_blocks - 1;
   uint64_t idx = vhdx_bat_payload_index (&v->geo, b);
-  uint64_t valid = d->size - b * bs, off = vhdx_bat_offset (v->bat[idx]);
-  unsigned s = vhdx_bat_state (v->bat[idx]);
+  uint64_t valid = d->size - b * bs, off, e;
+  unsigned s;
   struct vhdx_object *o;
   size_t n;
 
+  if (vhdx_get_entry (v, idx, &e) == -1)
+    return -1;
+  off = vhdx_bat_offset (e);
+  s = vhdx_bat_state (e);
   if (valid == bs || (s != VHDX_PAYLOAD_FULLY_PRESENT
                       && s != VHDX_PAYLOAD_PARTIALLY_PRESENT))
     return 0;
@@ -175,30 +179,43 @@ make_room (struct vhd_disk *d, struct vhdx_stage *st)
   return st->n < VHDX_MAX_STAGED ? 0 : vhdx_commit (d, st);
 }
 
-/* Grow step 3: entries [from, v->geo.entries) that are not zero in the
- * file are cleared through the log (v->bat already holds zeros). */
+/* Grow step 3: the entries the table gains, [v->geo.entries, entries),
+ * are cleared in the file through the log where they are not zero
+ * already, before the table grows (what the cache reads back of them
+ * must be zeros).  The page the old table ends in is encoded from
+ * memory (zeros past the old end); pages past it are zeroed whole. */
 static int
-clear_new_entries (struct vhd_disk *d, struct vhdx_stage *st, uint64_t from)
+clear_new_entries (struct vhd_disk *d, struct vhdx_stage *st,
+                   uint64_t entries)
 {
   struct vhdx *v = d->priv;
-  uint64_t per = VHDX_LOG_SECTOR / 8, page;
+  uint64_t per = VHDX_LOG_SECTOR / 8, from = v->geo.entries, page;
   uint8_t buf[VHDX_LOG_SECTOR];
 
-  for (page = from / per; page * per < v->geo.entries; page++) {
+  for (page = from / per; page * per < entries; page++) {
     uint64_t first = MAX (from, page * per), i;
-    uint64_t last = MIN (v->geo.entries, (page + 1) * per);
+    uint64_t last = MIN (entries, (page + 1) * per);
+    uint64_t at = v->bat.offset + page * VHDX_LOG_SECTOR;
+    uint8_t *p;
     bool dirty = false;
-    if (io_pread (d->io, buf, VHDX_LOG_SECTOR,
-                  v->bat_offset + page * VHDX_LOG_SECTOR) == -1)
+    if (io_pread (d->io, buf, VHDX_LOG_SECTOR, at) == -1)
       return -1;
     for (i = first; i < last; i++)
       dirty |= get_le64 (buf + (i % per) * 8) != 0;
-    if (dirty && make_room (d, st) == -1)
+    if (!dirty)
+      continue;
+    if (make_room (d, st) == -1)
       return -1;
-    if (dirty)
-      vhdx_stage_bat (v, st, first);
+    if (page * per < from) {
+      if (vhdx_stage_bat (v, st, first - 1) == -1)
+        return -1;
+    }
+    else if ((p = vhdx_stage_page (d, st, at)) == NULL)
+      return -1;
+    else
+      memset (p, 0, VHDX_LOG_SECTOR);
   }
-  return 0;
+  return vhdx_commit (d, st);
 }
 
 /* Grow step 3 for a fixed disk: new blocks, zeroed, FULLY_PRESENT. */
@@ -213,10 +230,11 @@ allocate_new_blocks (struct vhd_disk *d, struct vhdx_stage *st,
     uint64_t idx = vhdx_bat_payload_index (&v->geo, b);
     if (make_room (d, st) == -1
         || vhdx_allocate (d, v->md.block_size, &off) == -1
-        || write_zeros (d, off, v->md.block_size) == -1)
+        || write_zeros (d, off, v->md.block_size) == -1
+        || vhdx_put_entry (v, st, idx,
+                           vhdx_bat_entry (VHDX_PAYLOAD_FULLY_PRESENT, off))
+           == -1)
       return -1;
-    v->bat[idx] = vhdx_bat_entry (VHDX_PAYLOAD_FULLY_PRESENT, off);
-    vhdx_stage_bat (v, st, idx);
   }
   return 0;
 }
@@ -249,71 +267,59 @@ write_size (struct vhd_disk *d, uint64_t new_size)
   return r;
 }
 
-/* v->bat sized for g (new entries zero). */
-static int
-resize_table (struct vhdx *v, const struct vhdx_bat_geometry *g)
-{
-  uint64_t *bat;
-
-  if (g->entries <= v->geo.entries)
-    return 0;
-  bat = realloc (v->bat, g->entries * sizeof *bat);
-  if (bat == NULL) {
-    set_error (ENOMEM, "out of memory for a BAT of %" PRIu64 " entries",
-               g->entries);
-    return -1;
-  }
-  memset (bat + v->geo.entries, 0,
-          (g->entries - v->geo.entries) * sizeof *bat);
-  v->bat = bat;
-  return 0;
-}
-
 static int
 grow (struct vhd_disk *d, uint64_t new_size,
       const struct vhdx_bat_geometry *g)
 {
   struct vhdx *v = d->priv;
-  uint64_t old_entries = v->geo.entries, old_blocks = v->geo.data_blocks;
+  uint64_t old_blocks = v->geo.data_blocks;
   struct vhdx_stage *st;
   bool moved;
   int r;
 
   if (extend_last_block (d) == -1
-      || grow_bat_region (d, g->entries, &moved) == -1
-      || resize_table (v, g) == -1)
+      || grow_bat_region (d, g->entries, &moved) == -1)
     return -1;
   st = calloc (1, sizeof *st);
   if (st == NULL) {
     set_error (ENOMEM, "out of memory");
     return -1;
   }
-  /* From here the in-memory BAT describes the new size. */
-  v->geo = *g;
-  v->md.disk_size = new_size;
-  r = moved ? 0 : clear_new_entries (d, st, old_entries);
+  /* A moved table was written with zeros past its entries. */
+  r = moved ? 0 : clear_new_entries (d, st, g->entries);
+  if (r == 0)
+    r = vhdx_bat_cache_resize (&v->bat, g->entries);
+  if (r == 0) {
+    /* From here the BAT describes the new size. */
+    v->geo = *g;
+    v->md.disk_size = new_size;
+  }
   if (r == 0 && v->md.leave_blocks_allocated && !v->md.has_parent)
     r = allocate_new_blocks (d, st, old_blocks);
   if (r == 0)
     r = vhdx_commit (d, st);
-  vhdx_stage_free (st);
+  if (r == -1)
+    vhdx_abandon (d, st);
   free (st);
   return r;
 }
 
 /* Shrink step 1 for one entry. */
-static void
+static int
 drop_entry (struct vhdx *v, struct vhdx_stage *st, uint64_t idx,
             uint64_t len)
 {
-  unsigned s = vhdx_bat_state (v->bat[idx]);
+  uint64_t e;
+  unsigned s;
 
+  if (vhdx_get_entry (v, idx, &e) == -1)
+    return -1;
+  s = vhdx_bat_state (e);
   if (s != VHDX_PAYLOAD_FULLY_PRESENT && s != VHDX_PAYLOAD_PARTIALLY_PRESENT)
-    return; /* VHDX_SB_PRESENT is FULLY_PRESENT's value */
-  vhdx_pending_add (v, vhdx_bat_offset (v->bat[idx]),
-                    vhdx_bat_offset (v->bat[idx]) + len);
-  v->bat[idx] = vhdx_bat_entry (VHDX_PAYLOAD_NOT_PRESENT, 0);
-  vhdx_stage_bat (v, st, idx);
+    return 0; /* VHDX_SB_PRESENT is FULLY_PRESENT's value */
+  vhdx_pending_add (v, vhdx_bat_offset (e), vhdx_bat_offset (e) + len);
+  return vhdx_put_entry (v, st, idx,
+                         vhdx_bat_entry (VHDX_PAYLOAD_NOT_PRESENT, 0));
 }
 
 static int
@@ -331,16 +337,17 @@ shrink (struct vhd_disk *d, uint64_t new_size,
   }
   for (b = g->data_blocks; r == 0 && b < v->geo.data_blocks; b++)
     if ((r = make_room (d, st)) == 0)
-      drop_entry (v, st, vhdx_bat_payload_index (&v->geo, b),
-                  v->md.block_size);
+      r = drop_entry (v, st, vhdx_bat_payload_index (&v->geo, b),
+                      v->md.block_size);
   for (c = g->bitmap_blocks; v->md.has_parent && r == 0
                              && c < v->geo.bitmap_blocks; c++)
     if ((r = make_room (d, st)) == 0)
-      drop_entry (v, st, vhdx_bat_bitmap_index (&v->geo, c),
-                  VHDX_BITMAP_BLOCK_SIZE);
+      r = drop_entry (v, st, vhdx_bat_bitmap_index (&v->geo, c),
+                      VHDX_BITMAP_BLOCK_SIZE);
   if (r == 0)
     r = vhdx_commit (d, st);
-  vhdx_stage_free (st);
+  if (r == -1)
+    vhdx_abandon (d, st);
   free (st);
   return r;
 }
@@ -361,12 +368,6 @@ vhdx_resize (struct vhd_disk *d, uint64_t new_size)
   }
   vhdx_bat_geometry (new_size, v->md.block_size, v->md.logical_sector,
                      v->md.has_parent, &g);
-  if (g.entries > VHDX_MAX_BAT_ENTRIES) {
-    set_error (EFBIG, "a VHDX BAT of %" PRIu64 " entries exceeds this "
-               "library's limit of %" PRIu64, g.entries,
-               VHDX_MAX_BAT_ENTRIES);
-    return -1;
-  }
   if (vhdx_begin_update (d, true) == -1)
     return -1;
   shrinking = new_size < d->size;
@@ -376,6 +377,7 @@ vhdx_resize (struct vhd_disk *d, uint64_t new_size)
   if (r == 0 && shrinking) {
     v->geo = g;
     v->md.disk_size = new_size;
+    r = vhdx_bat_cache_resize (&v->bat, g.entries);
   }
   if (r == -1) {
     v->failed = true;

@@ -266,26 +266,29 @@ add_fixed (struct object_list *l, const struct vhdx *v)
   return 0;
 }
 
+/* One pass over the table in file order (the BAT is paged in). */
 static int
-add_blocks (struct object_list *l, const struct vhdx *v)
+add_blocks (struct object_list *l, struct vhdx *v)
 {
-  uint64_t block, chunk;
+  uint64_t i, e;
 
-  for (block = 0; block < v->geo.data_blocks; block++) {
-    uint64_t idx = vhdx_bat_payload_index (&v->geo, block);
-    unsigned s = vhdx_bat_state (v->bat[idx]);
-    if ((s == VHDX_PAYLOAD_FULLY_PRESENT
-         || s == VHDX_PAYLOAD_PARTIALLY_PRESENT)
-        && add_object (l, vhdx_bat_offset (v->bat[idx]),
-                       v->md.block_size, VHDX_OBJ_PAYLOAD, idx) == -1)
+  for (i = 0; i < v->geo.entries; i++) {
+    bool bitmap = i % (v->geo.chunk_ratio + 1) == v->geo.chunk_ratio;
+    uint64_t block = i - i / (v->geo.chunk_ratio + 1);
+    unsigned s;
+    if (!bitmap && block >= v->geo.data_blocks)
+      continue;
+    if (vhdx_get_entry (v, i, &e) == -1)
       return -1;
-  }
-  for (chunk = 0; chunk < v->geo.bitmap_blocks; chunk++) {
-    uint64_t idx = vhdx_bat_bitmap_index (&v->geo, chunk);
-    if (idx < v->geo.entries
-        && vhdx_bat_state (v->bat[idx]) == VHDX_SB_PRESENT
-        && add_object (l, vhdx_bat_offset (v->bat[idx]),
-                       VHDX_BITMAP_BLOCK_SIZE, VHDX_OBJ_BITMAP, idx) == -1)
+    s = vhdx_bat_state (e);
+    if (bitmap && s == VHDX_SB_PRESENT
+        && add_object (l, vhdx_bat_offset (e), VHDX_BITMAP_BLOCK_SIZE,
+                       VHDX_OBJ_BITMAP, i) == -1)
+      return -1;
+    if (!bitmap && (s == VHDX_PAYLOAD_FULLY_PRESENT
+                    || s == VHDX_PAYLOAD_PARTIALLY_PRESENT)
+        && add_object (l, vhdx_bat_offset (e), v->md.block_size,
+                       VHDX_OBJ_PAYLOAD, i) == -1)
       return -1;
   }
   return 0;
@@ -302,7 +305,7 @@ by_start (const void *a, const void *b)
 }
 
 int
-vhdx_list_objects (const struct vhdx *v, struct vhdx_object **out,
+vhdx_list_objects (struct vhdx *v, struct vhdx_object **out,
                    size_t *n)
 {
   struct object_list l = { NULL, 0, 0 };
@@ -478,9 +481,15 @@ vhdx_switch_entries (struct vhd_disk *d, const struct vhdx_move *m, size_t n)
     return -1;
   }
   for (i = 0; i < n; i++) {
-    uint64_t e = v->bat[m[i].index];
-    v->bat[m[i].index] = vhdx_bat_entry (vhdx_bat_state (e), m[i].dest);
-    vhdx_stage_bat (v, st, m[i].index);
+    uint64_t e;
+    if (vhdx_get_entry (v, m[i].index, &e) == -1
+        || vhdx_put_entry (v, st, m[i].index,
+                           vhdx_bat_entry (vhdx_bat_state (e), m[i].dest))
+           == -1) {
+      vhdx_abandon (d, st);
+      free (st);
+      return -1;
+    }
   }
   r = vhdx_commit (d, st);
   free (st);
@@ -499,7 +508,7 @@ write_bat_copy (struct vhd_disk *d, uint64_t dest, uint32_t length)
 {
   struct vhdx *v = d->priv;
   uint8_t *buf = malloc (COPY_CHUNK);
-  uint64_t per = COPY_CHUNK / 8, piece, i;
+  uint64_t per = COPY_CHUNK / VHDX_LOG_SECTOR, piece, i;
   int r = 0;
 
   if (buf == NULL) {
@@ -507,10 +516,11 @@ write_bat_copy (struct vhd_disk *d, uint64_t dest, uint32_t length)
     return -1;
   }
   for (piece = 0; r == 0 && piece * COPY_CHUNK < length; piece++) {
-    memset (buf, 0, COPY_CHUNK);
-    for (i = 0; i < per && piece * per + i < v->geo.entries; i++)
-      put_le64 (buf + i * 8, v->bat[piece * per + i]);
-    r = io_pwrite (d->io, buf, COPY_CHUNK, dest + piece * COPY_CHUNK);
+    for (i = 0; r == 0 && i < per; i++)
+      r = vhdx_bat_cache_encode (&v->bat, piece * per + i,
+                                 buf + i * VHDX_LOG_SECTOR);
+    if (r == 0)
+      r = io_pwrite (d->io, buf, COPY_CHUNK, dest + piece * COPY_CHUNK);
   }
   free (buf);
   return r == 0 ? io_flush (d->io) : -1;
@@ -568,6 +578,7 @@ vhdx_move_bat (struct vhd_disk *d, uint64_t dest, uint32_t length)
   }
   v->regions.e[k].offset = dest;
   v->regions.e[k].length = length;
-  v->bat_offset = dest;
+  v->bat.offset = dest;
+  vhdx_bat_cache_clean (&v->bat, UINT64_MAX); /* written out whole */
   return 0;
 }

@@ -97,13 +97,22 @@ stage_find (struct vhdx_stage *st, uint64_t offset)
   return NULL;
 }
 
-void
+int
 vhdx_stage_bat (struct vhdx *v, struct vhdx_stage *st, uint64_t index)
 {
-  uint64_t offset = v->bat_offset + index / BAT_PER_PAGE * VHDX_LOG_SECTOR;
+  uint64_t offset = v->bat.offset + index / BAT_PER_PAGE * VHDX_LOG_SECTOR;
 
-  if (stage_find (st, offset) == NULL)
-    st->p[st->n++] = (struct vhdx_staged) { offset, NULL };
+  if (vhdx_bat_cache_pin (&v->bat, index) == -1)
+    return -1;
+  if (stage_find (st, offset))
+    return 0;
+  if (st->n == VHDX_MAX_STAGED) {
+    set_error (EFBIG, "VHDX metadata update of more than %u pages",
+               VHDX_MAX_STAGED);
+    return -1;
+  }
+  st->p[st->n++] = (struct vhdx_staged) { offset, NULL };
+  return 0;
 }
 
 void
@@ -165,16 +174,6 @@ vhdx_stage_bytes (struct vhd_disk *d, struct vhdx_stage *st, uint64_t offset,
 }
 
 /* --- the log -------------------------------------------------------------- */
-
-static void
-encode_bat_page (const struct vhdx *v, uint64_t offset, uint8_t *page)
-{
-  uint64_t first = (offset - v->bat_offset) / 8, i;
-
-  memset (page, 0, VHDX_LOG_SECTOR);
-  for (i = 0; i < BAT_PER_PAGE && first + i < v->geo.entries; i++)
-    put_le64 (page + i * 8, v->bat[first + i]);
-}
 
 /* Write the entry at the log's head (wrapping at the log's end). */
 static int
@@ -242,7 +241,15 @@ apply_pages (struct vhd_disk *d, const struct vhdx_log_page *pages,
   return io_flush (d->io);
 }
 
-/* Steps 1-3 of the file-top note for the staged pages. */
+/* The BAT page at file offset (a staged one). */
+static uint64_t
+bat_page (const struct vhdx *v, uint64_t offset)
+{
+  return (offset - v->bat.offset) / VHDX_LOG_SECTOR;
+}
+
+/* Steps 1-3 of the file-top note for the staged pages.  BAT pages are
+ * encoded from memory now, and are as the file holds them afterwards. */
 int
 vhdx_commit (struct vhd_disk *d, struct vhdx_stage *st)
 {
@@ -265,13 +272,18 @@ vhdx_commit (struct vhd_disk *d, struct vhdx_stage *st)
     pages[i].file_offset = st->p[i].offset;
     pages[i].data = st->p[i].data;
     if (pages[i].data == NULL) {
-      encode_bat_page (v, st->p[i].offset, bat_pages + i * VHDX_LOG_SECTOR);
       pages[i].data = bat_pages + i * VHDX_LOG_SECTOR;
+      if (vhdx_bat_cache_encode (&v->bat, bat_page (v, st->p[i].offset),
+                                 bat_pages + i * VHDX_LOG_SECTOR) == -1)
+        goto out;
     }
   }
   if (io_flush (d->io) == 0 && log_pages (d, pages, st->n) == 0
       && apply_pages (d, pages, st->n) == 0)
     r = 0;
+  for (i = 0; r == 0 && i < st->n; i++)
+    if (st->p[i].data == NULL)
+      vhdx_bat_cache_clean (&v->bat, bat_page (v, st->p[i].offset));
 out:
   free (bat_pages);
   vhdx_stage_free (st);
@@ -281,6 +293,16 @@ out:
     prefix_error ("updating VHDX metadata through the log");
   }
   return r;
+}
+
+void
+vhdx_abandon (struct vhd_disk *d, struct vhdx_stage *st)
+{
+  struct vhdx *v = d->priv;
+
+  vhdx_stage_free (st);
+  vhdx_pending_settle (d, false);
+  v->failed = true;
 }
 
 /* --- allocation ----------------------------------------------------------- */
@@ -320,16 +342,17 @@ ensure_bitmap (struct vhd_disk *d, struct vhdx_stage *st, uint64_t chunk,
                uint64_t *offset)
 {
   struct vhdx *v = d->priv;
-  uint64_t i = vhdx_bat_bitmap_index (&v->geo, chunk);
+  uint64_t i = vhdx_bat_bitmap_index (&v->geo, chunk), e;
 
-  if (vhdx_bat_state (v->bat[i]) != VHDX_SB_PRESENT) {
-    if (vhdx_allocate (d, VHDX_BITMAP_BLOCK_SIZE, offset) == -1)
-      return -1;
-    v->bat[i] = vhdx_bat_entry (VHDX_SB_PRESENT, *offset);
-    vhdx_stage_bat (v, st, i);
+  if (vhdx_get_entry (v, i, &e) == -1)
+    return -1;
+  if (vhdx_bat_state (e) == VHDX_SB_PRESENT) {
+    *offset = vhdx_bat_offset (e);
+    return 0;
   }
-  *offset = vhdx_bat_offset (v->bat[i]);
-  return 0;
+  if (vhdx_allocate (d, VHDX_BITMAP_BLOCK_SIZE, offset) == -1)
+    return -1;
+  return vhdx_put_entry (v, st, i, vhdx_bat_entry (VHDX_SB_PRESENT, *offset));
 }
 
 /* Mark sectors [in, in + n) of a partially present block as ours. */
@@ -408,17 +431,22 @@ write_new_block (struct vhd_disk *d, struct vhdx_stage *st, uint64_t block,
   struct vhdx *v = d->priv;
   uint64_t idx = vhdx_bat_payload_index (&v->geo, block), off;
   uint64_t bs = v->md.block_size;
-  uint64_t block_len = MIN (bs, d->size - block * bs);
-  unsigned old = vhdx_bat_state (v->bat[idx]);
-  bool partial = d->type == VHD_TYPE_DIFFERENCING && old != VHDX_PAYLOAD_ZERO
-                 && !(in == 0 && n == block_len);
+  uint64_t block_len = MIN (bs, d->size - block * bs), old;
+  bool partial;
 
-  if (vhdx_allocate (d, bs, &off) == -1
-      || io_pwrite (d->io, src, (size_t) n, off + in) == -1)
+  if (vhdx_get_entry (v, idx, &old) == -1)
     return -1;
-  v->bat[idx] = vhdx_bat_entry (partial ? VHDX_PAYLOAD_PARTIALLY_PRESENT
-                                        : VHDX_PAYLOAD_FULLY_PRESENT, off);
-  vhdx_stage_bat (v, st, idx);
+  partial = d->type == VHD_TYPE_DIFFERENCING
+            && vhdx_bat_state (old) != VHDX_PAYLOAD_ZERO
+            && !(in == 0 && n == block_len);
+  if (vhdx_allocate (d, bs, &off) == -1
+      || io_pwrite (d->io, src, (size_t) n, off + in) == -1
+      || vhdx_put_entry (v, st, idx,
+                         vhdx_bat_entry (partial
+                                         ? VHDX_PAYLOAD_PARTIALLY_PRESENT
+                                         : VHDX_PAYLOAD_FULLY_PRESENT, off))
+         == -1)
+    return -1;
   if (!partial)
     return 0;
   if (clear_slice (d, st, block) == -1)
@@ -431,8 +459,10 @@ write_block (struct vhd_disk *d, struct vhdx_stage *st, uint64_t block,
              uint64_t in, const uint8_t *src, uint64_t n)
 {
   struct vhdx *v = d->priv;
-  uint64_t e = v->bat[vhdx_bat_payload_index (&v->geo, block)];
+  uint64_t e;
 
+  if (vhdx_get_entry (v, vhdx_bat_payload_index (&v->geo, block), &e) == -1)
+    return -1;
   switch (vhdx_bat_state (e)) {
   case VHDX_PAYLOAD_FULLY_PRESENT:
     return io_pwrite (d->io, src, (size_t) n, vhdx_bat_offset (e) + in);
@@ -608,13 +638,13 @@ vhdx_flush (struct vhd_disk *d)
   return 0;
 }
 
-/* Whether block may become ZERO: always when nothing is stored for it;
- * when it holds data, only if the caller lets storage go. */
+/* Whether a block whose entry is e may become ZERO: always when nothing
+ * is stored for it; when it holds data, only if the caller lets storage
+ * go. */
 static bool
-may_zero_block (const struct vhdx *v, uint64_t block, unsigned flags)
+may_zero_block (uint64_t e, unsigned flags)
 {
-  unsigned s = vhdx_bat_state (v->bat[vhdx_bat_payload_index (&v->geo,
-                                                              block)]);
+  unsigned s = vhdx_bat_state (e);
 
   if (s == VHDX_PAYLOAD_FULLY_PRESENT || s == VHDX_PAYLOAD_PARTIALLY_PRESENT)
     return (flags & VHD_ZERO_MAY_UNMAP) != 0;
@@ -649,17 +679,22 @@ vhdx_zero (struct vhd_disk *d, uint64_t offset, uint64_t count,
     return -1;
   }
   while (st->n < VHDX_MAX_STAGED && block < v->geo.data_blocks) {
-    uint64_t len = MIN (bs, d->size - block * bs);
-    if (count - done < len || !may_zero_block (v, block, flags))
-      break;
+    uint64_t len = MIN (bs, d->size - block * bs), e;
     uint64_t idx = vhdx_bat_payload_index (&v->geo, block);
-    unsigned s = vhdx_bat_state (v->bat[idx]);
+    unsigned s;
+    if (count - done < len)
+      break;
+    if (vhdx_get_entry (v, idx, &e) == -1)
+      goto fail;
+    if (!may_zero_block (e, flags))
+      break;
+    s = vhdx_bat_state (e);
     if (s == VHDX_PAYLOAD_FULLY_PRESENT
         || s == VHDX_PAYLOAD_PARTIALLY_PRESENT)
-      vhdx_pending_add (v, vhdx_bat_offset (v->bat[idx]),
-                        vhdx_bat_offset (v->bat[idx]) + bs);
-    v->bat[idx] = vhdx_bat_entry (VHDX_PAYLOAD_ZERO, 0);
-    vhdx_stage_bat (v, st, idx);
+      vhdx_pending_add (v, vhdx_bat_offset (e), vhdx_bat_offset (e) + bs);
+    if (vhdx_put_entry (v, st, idx, vhdx_bat_entry (VHDX_PAYLOAD_ZERO, 0))
+        == -1)
+      goto fail;
     done += len;
     block++;
   }
@@ -669,4 +704,8 @@ vhdx_zero (struct vhd_disk *d, uint64_t offset, uint64_t count,
   }
   free (st);
   return (int64_t) done;
+fail:
+  vhdx_abandon (d, st);
+  free (st);
+  return -1;
 }

@@ -8,8 +8,9 @@
  * into an overlay byte source that replaces d->io when it may not, so
  * the image reads as replayed while the file stays byte-identical.
  *
- * map() is O(1): the whole BAT is in memory (capped, see MAX_BAT_ENTRIES)
- * and sector bitmaps of partially present blocks are read per block on
+ * map() is O(1): BAT pages are read on first use and cached (bat-cache.h;
+ * open reads and checks the whole table once, keeping what fits) and
+ * sector bitmaps of partially present blocks are read per block on
  * first use and cached (vhdx.h).  What each block state means:
  *   FULLY_PRESENT      data at the block's file offset
  *   PARTIALLY_PRESENT  per sector: data here, or the parent's (bitmap)
@@ -18,9 +19,8 @@
  *                      not in this layer: the parent's in a differencing
  *                      disk, zeros (reported as holes) in a base disk.
  *
- * Limits: the BAT is held in memory up to 32 Mi entries (256 MiB): a
- * 64 TiB disk with 1 MiB blocks (64 Mi entries) is refused with EFBIG;
- * with the default 32 MiB blocks any size the spec allows fits.  A log
+ * Limits: none on the BAT beyond the format's (a 64 TiB disk of 1 MiB
+ * blocks has 64 Mi entries; the cache holds 8 MiB of them).  A log
  * is replayed only up to 128 MiB (Hyper-V and qemu write 1 MiB logs);
  * the metadata region is read up to 16 MiB.
  */
@@ -37,7 +37,6 @@
 #include "overlay.h"
 #include "vhdx.h"
 
-#define MAX_BAT_ENTRIES VHDX_MAX_BAT_ENTRIES
 #define MAX_LOG_REPLAY (UINT32_C (128) << 20)
 #define MAX_METADATA_READ (UINT32_C (16) << 20)
 #define ZERO_CHUNK (1U << 20)
@@ -353,49 +352,68 @@ avoid_ranges (const struct vhdx *v, struct vhdx_range *out, unsigned max)
   return n;
 }
 
+/* A BAT page just read: entries checked as at open, against the file's
+ * size now and the structures the blocks must not overlap. */
+static int
+check_bat_page (void *opaque, const uint64_t *e, uint64_t first, uint64_t n)
+{
+  struct vhd_disk *d = opaque;
+  struct vhdx *v = d->priv;
+  struct vhdx_range avoid[VHDX_RGN_MAX_ENTRIES + 1];
+  int64_t size = file_size (d);
+
+  if (size < 0)
+    return -1;
+  return vhdx_bat_check_entries (e, first, n, &v->geo, v->md.disk_size,
+                                 v->md.block_size, (uint64_t) size, avoid,
+                                 avoid_ranges (v, avoid,
+                                               VHDX_RGN_MAX_ENTRIES + 1));
+}
+
+/* Every entry once (each page is checked as it comes in), and every
+ * partially present block's chunk has its sector bitmap. */
+static int
+check_whole_bat (struct vhdx *v)
+{
+  uint64_t block, i, e, bitmap;
+
+  for (block = 0; block < v->geo.data_blocks; block++) {
+    uint64_t bi = vhdx_bat_bitmap_index (&v->geo, block / v->geo.chunk_ratio);
+    if (vhdx_get_entry (v, vhdx_bat_payload_index (&v->geo, block), &e) == -1)
+      return -1;
+    if (vhdx_bat_state (e) != VHDX_PAYLOAD_PARTIALLY_PRESENT)
+      continue;
+    bitmap = 0;
+    if ((bi < v->geo.entries && vhdx_get_entry (v, bi, &bitmap) == -1)
+        || vhdx_bat_check_bitmap_of (e, bitmap, &v->geo, block) == -1)
+      return -1;
+  }
+  /* A differencing disk's table ends in a bitmap entry, maybe alone on
+   * its page. */
+  for (i = v->geo.chunk_ratio; i < v->geo.entries; i += v->geo.chunk_ratio + 1)
+    if (vhdx_get_entry (v, i, &e) == -1)
+      return -1;
+  return 0;
+}
+
 static int
 read_bat (struct vhd_disk *d, struct vhdx *v)
 {
   const struct vhdx_region *b = v->regions.bat;
   const struct vhdx_metadata *md = &v->md;
-  struct vhdx_range *avoid;
-  uint64_t i, bytes;
-  int64_t size = file_size (d);
-  int r;
 
-  if (size < 0)
-    return -1;
   vhdx_bat_geometry (md->disk_size, md->block_size, md->logical_sector,
                      md->has_parent, &v->geo);
-  if (v->geo.entries > MAX_BAT_ENTRIES) {
-    set_error (EFBIG, "VHDX BAT of %" PRIu64 " entries exceeds this "
-               "library's in-memory limit of %" PRIu64 " entries",
-               v->geo.entries, MAX_BAT_ENTRIES);
-    return -1;
-  }
-  bytes = v->geo.entries * 8;
-  if (bytes > b->length) {
+  if (v->geo.entries > b->length / 8) {
     set_error (EBADMSG, "VHDX BAT region of %" PRIu32 " bytes is too small "
                "for the %" PRIu64 " entries the disk needs", b->length,
                v->geo.entries);
     return -1;
   }
-  v->bat_offset = b->offset;
-  v->bat = (uint64_t *) read_alloc (d, b->offset, bytes, "BAT");
-  if (v->bat == NULL)
+  if (vhdx_bat_cache_init (&v->bat, d->io, b->offset, v->geo.entries,
+                           check_bat_page, d) == -1)
     return -1;
-  for (i = 0; i < v->geo.entries; i++)
-    v->bat[i] = get_le64 ((const uint8_t *) &v->bat[i]);
-  avoid = calloc (VHDX_RGN_MAX_ENTRIES + 1, sizeof *avoid);
-  if (avoid == NULL) {
-    set_error (ENOMEM, "out of memory");
-    return -1;
-  }
-  r = vhdx_bat_validate (v->bat, &v->geo, md->disk_size, md->block_size,
-                         (uint64_t) size, avoid,
-                         avoid_ranges (v, avoid, VHDX_RGN_MAX_ENTRIES + 1));
-  free (avoid);
-  return r;
+  return check_whole_bat (v);
 }
 
 /* --- filling the handle --------------------------------------------------- */
@@ -469,7 +487,7 @@ vhdx_close (struct vhd_disk *d)
     return;
   for (i = 0; i < VHDX_BITMAP_CACHE_SLOTS; i++)
     free (v->cache[i].bits);
-  free (v->bat);
+  vhdx_bat_cache_free (&v->bat);
   free (v->free);
   free (v->pending);
   vhdx_metadata_free (&v->md);
@@ -482,13 +500,20 @@ vhdx_block_bitmap (struct vhd_disk *d, uint64_t block)
 {
   struct vhdx *v = d->priv;
   struct vhdx_bitmap_slot *s = &v->cache[block % VHDX_BITMAP_CACHE_SLOTS];
-  uint64_t chunk = block / v->geo.chunk_ratio;
-  uint64_t entry = v->bat[vhdx_bat_bitmap_index (&v->geo, chunk)];
-  uint64_t where = vhdx_bat_offset (entry)
-                   + (block % v->geo.chunk_ratio) * v->bitmap_slice;
+  uint64_t chunk = block / v->geo.chunk_ratio, entry, where;
 
   if (s->valid && s->block == block)
     return s->bits;
+  if (vhdx_get_entry (v, vhdx_bat_bitmap_index (&v->geo, chunk), &entry)
+      == -1)
+    return NULL;
+  if (vhdx_bat_state (entry) != VHDX_SB_PRESENT) {
+    set_error (EBADMSG, "VHDX block %" PRIu64 " is partially present but "
+               "its chunk has no sector bitmap", block);
+    return NULL;
+  }
+  where = vhdx_bat_offset (entry)
+          + (block % v->geo.chunk_ratio) * v->bitmap_slice;
   if (s->bits == NULL && (s->bits = malloc (v->bitmap_slice)) == NULL) {
     set_error (ENOMEM, "out of memory");
     return NULL;
@@ -548,9 +573,11 @@ vhdx_map (struct vhd_disk *d, uint64_t offset, uint64_t count,
 {
   struct vhdx *v = d->priv;
   uint64_t bs = v->md.block_size, block = offset / bs, in = offset % bs;
-  uint64_t entry = v->bat[vhdx_bat_payload_index (&v->geo, block)];
-  uint64_t len = MIN (count, bs - in);
+  uint64_t len = MIN (count, bs - in), entry;
 
+  if (vhdx_get_entry (v, vhdx_bat_payload_index (&v->geo, block), &entry)
+      == -1)
+    return -1;
   e->length = len;
   e->host_offset = 0;
   switch (vhdx_bat_state (entry)) {

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bat-cache.h"
 #include "bat.h"
 #include "header.h"
 #include "internal.h"
@@ -19,8 +20,8 @@
  * A slice is block_size / logical_sector / 8 bytes (at most 64 KiB), so
  * the cache holds at most 4 MiB. */
 #define VHDX_BITMAP_CACHE_SLOTS 64
-/* The BAT is held in memory up to this many entries (vhdx.c). */
-#define VHDX_MAX_BAT_ENTRIES (UINT64_C (32) << 20)
+/* vhdx check holds a flag per BAT entry up to this many entries. */
+#define VHDX_CHECK_MAX_BAT_ENTRIES (UINT64_C (64) << 20)
 
 struct vhdx_bitmap_slot {
   bool valid;
@@ -54,8 +55,7 @@ struct vhdx {
   struct vhdx_regions regions;
   struct vhdx_metadata md;
   struct vhdx_bat_geometry geo;
-  uint64_t *bat;            /* host order, geo.entries long */
-  uint64_t bat_offset;
+  struct vhdx_bat_cache bat; /* geo.entries long, paged in */
   uint64_t sectors_per_block;
   size_t bitmap_slice;      /* bytes of sector bitmap per payload block */
   struct vhdx_bitmap_slot cache[VHDX_BITMAP_CACHE_SLOTS];
@@ -89,8 +89,24 @@ int vhdx_update_headers (struct vhd_disk *d, bool new_data_guid);
  * image without a log, and renew FileWriteGuid (and DataWriteGuid when
  * the change is visible in the disk's content) in the headers. */
 int vhdx_begin_update (struct vhd_disk *d, bool data_changes);
-/* Stage the BAT page holding entry index. */
-void vhdx_stage_bat (struct vhdx *v, struct vhdx_stage *st, uint64_t index);
+/* Stage the BAT page holding entry index (kept in memory until the
+ * stage is committed). */
+int vhdx_stage_bat (struct vhdx *v, struct vhdx_stage *st, uint64_t index);
+/* BAT entry index, and a change of it staged in st. */
+static inline int
+vhdx_get_entry (struct vhdx *v, uint64_t index, uint64_t *entry)
+{
+  return vhdx_bat_cache_get (&v->bat, index, entry);
+}
+
+static inline int
+vhdx_put_entry (struct vhdx *v, struct vhdx_stage *st, uint64_t index,
+                uint64_t entry)
+{
+  if (vhdx_bat_cache_set (&v->bat, index, entry) == -1)
+    return -1;
+  return vhdx_stage_bat (v, st, index);
+}
 /* The staged copy of the 4 KiB page at offset (read from the file the
  * first time), to modify in place; NULL after set_error (). */
 uint8_t *vhdx_stage_page (struct vhd_disk *d, struct vhdx_stage *st,
@@ -102,6 +118,10 @@ struct vhdx_stage *vhdx_batch_of (struct vhd_disk *d);
  * and empty the stage.  On failure the handle is marked failed. */
 int vhdx_commit (struct vhd_disk *d, struct vhdx_stage *st);
 void vhdx_stage_free (struct vhdx_stage *st);
+/* An update that failed before its commit: drop the stage, forget the
+ * pending space and mark the handle failed (memory may be ahead of the
+ * file). */
+void vhdx_abandon (struct vhd_disk *d, struct vhdx_stage *st);
 /* Stage len bytes at file offset (the pages they span). */
 int vhdx_stage_bytes (struct vhd_disk *d, struct vhdx_stage *st,
                       uint64_t offset, const uint8_t *data, size_t len);
@@ -162,7 +182,7 @@ struct vhdx_object {
 
 /* Every object v describes, sorted by start (overlaps included); *out
  * is malloc'd. */
-int vhdx_list_objects (const struct vhdx *v, struct vhdx_object **out,
+int vhdx_list_objects (struct vhdx *v, struct vhdx_object **out,
                        size_t *n);
 /* The same, EBADMSG when two overlap. */
 int vhdx_objects (struct vhd_disk *d, struct vhdx_object **out, size_t *n);

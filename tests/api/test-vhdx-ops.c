@@ -175,20 +175,27 @@ state_at (struct vhd_disk *d, uint64_t offset)
   return e.state;
 }
 
+static uint64_t
+bat_entry (struct vhd_disk *d, uint64_t block)
+{
+  struct vhdx *v = d->priv;
+  uint64_t e;
+
+  cr_assert_eq (vhdx_get_entry (v, vhdx_bat_payload_index (&v->geo, block),
+                                &e), 0);
+  return e;
+}
+
 static unsigned
 bat_state (struct vhd_disk *d, uint64_t block)
 {
-  struct vhdx *v = d->priv;
-
-  return vhdx_bat_state (v->bat[vhdx_bat_payload_index (&v->geo, block)]);
+  return vhdx_bat_state (bat_entry (d, block));
 }
 
 static uint64_t
 bat_offset (struct vhd_disk *d, uint64_t block)
 {
-  struct vhdx *v = d->priv;
-
-  return vhdx_bat_offset (v->bat[vhdx_bat_payload_index (&v->geo, block)]);
+  return vhdx_bat_offset (bat_entry (d, block));
 }
 
 static size_t
