@@ -23,6 +23,8 @@ struct vhdx_bat_frame {
 
 #define PAGE_BYTES (VHDX_BAT_PAGE_ENTRIES * 8)
 
+unsigned vhdx_bat_cache_pages = VHDX_BAT_CACHE_PAGES;
+
 int
 vhdx_bat_cache_init (struct vhdx_bat_cache *c, struct io *io,
                      uint64_t offset, uint64_t entries,
@@ -31,7 +33,7 @@ vhdx_bat_cache_init (struct vhdx_bat_cache *c, struct io *io,
   memset (c, 0, sizeof *c);
   c->io = io;
   c->offset = offset;
-  c->limit = VHDX_BAT_CACHE_PAGES;
+  c->limit = vhdx_bat_cache_pages;
   c->check = check;
   c->opaque = opaque;
   return vhdx_bat_cache_resize (c, entries);

@@ -22,6 +22,8 @@
 /* Pages held before clean ones are dropped: 8 MiB, a whole 1 TiB disk
  * of 1 MiB blocks or a 64 TiB one of 32 MiB blocks. */
 #define VHDX_BAT_CACHE_PAGES 2048U
+/* The limit new caches get (tests lower it to drop pages all the time). */
+extern unsigned vhdx_bat_cache_pages;
 
 struct vhdx_bat_frame;
 
