@@ -13,8 +13,10 @@
  * off (vhd_disk.defer_release) rather than punched first.
  * VHD_COMPACT_NO_MOVE stops after pass 1: the dropped blocks' space is
  * punched out of the host file (or cut off its end) as they are
- * unmapped, and nothing is copied.  The view of the disk is the same
- * after every step, so a crash anywhere leaves the old content.
+ * unmapped, and nothing is copied.  There the data of all-zero blocks is
+ * punched by a second thread while the scan reads on (punch-behind.h),
+ * each block's update done once its punch is.  The view of the disk is
+ * the same after every step, so a crash anywhere leaves the old content.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,13 +27,33 @@
 #include "copy-internal.h"
 #include "internal.h"
 #include "minmax.h"
+#include "punch-behind.h"
 #include "zero.h"
 
 #define COMPACT_CHUNK (1U << 20)
 
+/* What pass 1 does with a block, decided before it is done. */
+enum action { KEEP, UNMAP, ZERO };
+
+struct decision {
+  enum action action;
+  bool zero;                 /* the block's view is all zeros */
+  uint64_t offset, len;
+  uint64_t ticket;           /* of its data's punch; 0: none */
+};
+
+/* Blocks decided but not yet updated (--no-move). */
+#define WINDOW 16U
+
 struct compactor {
   struct vhd_disk *d;
   uint8_t *view, *under;
+  /* --no-move: the data of all-zero blocks is punched by a thread while
+   * the scan goes on; a block's update waits for its punch, up to WINDOW
+   * blocks behind the scan (punch-behind.h). */
+  struct punch_behind *punch;
+  struct decision window[WINDOW];
+  unsigned first, n;
 };
 
 /* Whether this layer stores any data in [offset, offset+len). */
@@ -92,25 +114,89 @@ examine_block (struct compactor *c, uint64_t offset, uint64_t len,
 }
 
 static int
-compact_block (struct compactor *c, uint64_t offset, uint64_t len)
+decide (struct compactor *c, uint64_t offset, uint64_t len,
+        struct decision *out)
 {
   struct vhd_disk *d = c->d;
-  uint64_t span = ROUND_UP (len, (uint64_t) disk_write_align (d));
   int r = layer_has_data (d, offset, len);
   bool zero, same;
 
+  *out = (struct decision) { KEEP, false, offset, len, 0 };
   if (r <= 0)
     return r;
   if (examine_block (c, offset, len, &zero, &same) == -1)
     return -1;
-  if (d->parent == NULL)
-    return zero ? d->ops->unmap (d, offset, d->block_size) : 0;
-  if (same)
-    return d->ops->unmap (d, offset, d->block_size);
-  if (zero && d->ops->zero)
-    return d->ops->zero (d, offset, span,
-                         VHD_ZERO_MAY_UNMAP | ZERO_VIEW_UNCHANGED) < 0 ? -1 : 0;
+  out->zero = zero;
+  if (d->parent == NULL ? zero : same)
+    out->action = UNMAP;
+  else if (zero && d->ops->zero)
+    out->action = ZERO;
   return 0;
+}
+
+static int
+apply (struct compactor *c, const struct decision *k)
+{
+  struct vhd_disk *d = c->d;
+  uint64_t span = ROUND_UP (k->len, (uint64_t) disk_write_align (d));
+
+  switch (k->action) {
+  case UNMAP:
+    return d->ops->unmap (d, k->offset, d->block_size);
+  case ZERO:
+    return d->ops->zero (d, k->offset, span,
+                         VHD_ZERO_MAY_UNMAP | ZERO_VIEW_UNCHANGED) < 0 ? -1
+                                                                       : 0;
+  default:
+    return 0;
+  }
+}
+
+/* Queue the host ranges holding an all-zero block's data for punching
+ * (its bytes read as zeros, so this changes nothing that can be seen). */
+static int
+punch_zero_data (struct compactor *c, struct decision *k)
+{
+  uint64_t offset = k->offset, len = k->len;
+
+  while (len > 0) {
+    struct extent e;
+    if (c->d->ops->map (c->d, offset, len, &e) == -1)
+      return -1;
+    if (e.state == LAYER_DATA)
+      k->ticket = punch_behind_add (c->punch, e.host_offset,
+                                    MIN (e.length, len));
+    offset += MIN (e.length, len);
+    len -= MIN (e.length, len);
+  }
+  return 0;
+}
+
+/* Update the oldest block of the window once its punch is done. */
+static int
+apply_oldest (struct compactor *c)
+{
+  struct decision *k = &c->window[c->first];
+
+  punch_behind_wait (c->punch, k->ticket);
+  c->first = (c->first + 1) % WINDOW;
+  c->n--;
+  return apply (c, k);
+}
+
+static int
+compact_block (struct compactor *c, uint64_t offset, uint64_t len)
+{
+  struct decision k;
+
+  if (decide (c, offset, len, &k) == -1)
+    return -1;
+  if (c->punch == NULL)
+    return apply (c, &k);
+  if (k.zero && punch_zero_data (c, &k) == -1)
+    return -1;
+  c->window[(c->first + c->n++) % WINDOW] = k;
+  return c->n == WINDOW ? apply_oldest (c) : 0;
 }
 
 static int
@@ -118,7 +204,7 @@ compact_unlocked (struct vhd_disk *d, unsigned flags,
                   vhd_progress_fn progress, void *opaque)
 {
   bool move = !(flags & VHD_COMPACT_NO_MOVE);
-  struct compactor c = { d, NULL, NULL };
+  struct compactor c = { .d = d };
   uint64_t offset;
   bool batch;
   int r = 0;
@@ -145,12 +231,17 @@ compact_unlocked (struct vhd_disk *d, unsigned flags,
   }
   batch = write_batch_begin (d);
   d->defer_release = move;
+  if (!move)
+    c.punch = punch_behind_start (io_fd (d->io));
   for (offset = 0; r == 0 && offset < d->size; offset += d->block_size) {
     r = compact_block (&c, offset, MIN ((uint64_t) d->block_size,
                                         d->size - offset));
     if (progress)
       progress (opaque, move ? offset / 2 : offset, d->size);
   }
+  while (r == 0 && c.n > 0)
+    r = apply_oldest (&c);
+  punch_behind_finish (c.punch);
   if (batch)
     r = write_batch_finish (d, r);
   free (c.view);
