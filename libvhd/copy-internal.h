@@ -17,14 +17,14 @@ int copy_pipeline (struct vhd_disk *src, struct vhd_disk *dst,
                    vhd_progress_fn progress, void *opaque);
 
 /* vhdx-write.c: while the calling thread holds d's lock exclusive, let
- * the block allocations of its writes to d (and its unmaps) share log
- * entries (one transaction for many) instead of one entry per call.
- * Their BAT changes are committed when the batch fills, by a flush, a
- * zero, and by write_batch_end, which returns whether that worked.  Until
- * then a crash loses the batched writes (not yet flushed, like any write)
- * and leaks their space at the end of the file.  begin returns false when
- * it did nothing (not VHDX, or a batch of this thread is open already);
- * call write_batch_end only after a true begin. */
+ * its unmaps of d share log entries (one transaction for many) with the
+ * block allocations of writes, which always wait for a flush.  The BAT
+ * changes are committed when the stage fills, by a flush, a zero, and by
+ * write_batch_end, which returns whether that worked.  Until then a
+ * crash loses the batched writes (not yet flushed, like any write) and
+ * leaks their space at the end of the file.  begin returns false when it
+ * did nothing (not VHDX, or a batch is open already); call
+ * write_batch_end only after a true begin. */
 bool write_batch_begin (struct vhd_disk *d);
 int write_batch_end (struct vhd_disk *d);
 /* write_batch_end after the batched work returned r: the batch is

@@ -18,10 +18,13 @@
  *      log was idle carries a fresh LogGuid, which the headers then get
  *      (written and flushed twice) -- only then is the entry live.
  *   3. The pages are written to their places and flushed.
- *   A copy into the image (vhd_copy) batches steps 1-3: the BAT pages of
- *   many allocations wait in the thread's batch and take one data flush
- *   and one log entry together, at a flush, a zero, when the stage is
- *   full, or at the end of the copy (copy-internal.h).
+ *   Writes defer steps 1-3: the BAT pages of many allocations wait in
+ *   the handle's deferred stage and take one data flush and one log
+ *   entry together, at a flush, a zero, a write that changes a sector
+ *   bitmap, or when the stage is full.  A write is durable after a flush
+ *   (vhd_flush, NBD FLUSH or FUA), as with any disk's write cache.  A
+ *   batch (vhd_copy, vhd_compact: copy-internal.h) also defers unmaps
+ *   and commits at its end.
  *   On flush, an active log is retired by clearing LogGuid in the
  *   headers, so a flushed image needs no replay (qemu opens it read-only).
  *
@@ -509,42 +512,44 @@ vhdx_begin_update (struct vhd_disk *d, bool data_changes)
   return 0;
 }
 
-/* --- batches (copy-internal.h) ------------------------------------------- */
+/* --- deferred BAT changes and batches (copy-internal.h) ----------------- */
 
-/* The open batch of this thread: the staged BAT pages of writes to d,
- * made while the thread holds d's lock exclusive (vhd_copy, and the
- * unmaps of vhd_compact).  Only changes of the BAT wait in it: the map
- * reads BAT entries from memory, but sector bitmaps from the file, so a
- * write that changes a bitmap commits at once, with whatever the batch
- * holds. */
-static _Thread_local struct {
-  struct vhd_disk *d;
-  struct vhdx_stage *st;
-} batch;
+/* The stage the BAT changes of allocating writes wait in (made on first
+ * use; NULL when memory is short: then each write commits its own). */
+static struct vhdx_stage *
+deferred_stage (struct vhdx *v)
+{
+  if (v->deferred == NULL)
+    v->deferred = calloc (1, sizeof *v->deferred);
+  return v->deferred;
+}
 
 bool
 write_batch_begin (struct vhd_disk *d)
 {
-  if (d->ops != &vhdx_format_ops || d->readonly || batch.d != NULL)
-    return false;
-  batch.st = calloc (1, sizeof *batch.st);
-  if (batch.st == NULL)
+  struct vhdx *v = d->priv;
+
+  if (d->ops != &vhdx_format_ops || d->readonly || v->batching
+      || deferred_stage (v) == NULL)
     return false; /* unbatched is slower, not wrong */
-  batch.d = d;
+  v->batching = true;
   return true;
 }
 
 struct vhdx_stage *
 vhdx_batch_of (struct vhd_disk *d)
 {
-  return batch.d == d ? batch.st : NULL;
+  struct vhdx *v = d->priv;
+
+  return v->batching ? v->deferred : NULL;
 }
 
-/* Commit d's batched changes, if any: before a flush or a zero. */
+/* Commit the deferred changes, if any: at a flush, before a zero, at the
+ * end of a batch. */
 static int
 batch_commit (struct vhd_disk *d)
 {
-  struct vhdx_stage *st = vhdx_batch_of (d);
+  struct vhdx_stage *st = ((struct vhdx *) d->priv)->deferred;
 
   return st && st->n ? vhdx_commit (d, st) : 0;
 }
@@ -552,12 +557,10 @@ batch_commit (struct vhd_disk *d)
 int
 write_batch_end (struct vhd_disk *d)
 {
+  struct vhdx *v = d->priv;
   int r = batch_commit (d);
 
-  if (batch.d == d) {
-    free (batch.st);
-    batch.d = NULL, batch.st = NULL;
-  }
+  v->batching = false;
   return r;
 }
 
@@ -594,7 +597,7 @@ vhdx_pwrite (struct vhd_disk *d, const void *buf, size_t count,
   struct vhdx *v = d->priv;
   const uint8_t *p = buf;
   uint64_t bs = v->md.block_size;
-  struct vhdx_stage *st = vhdx_batch_of (d), *own = NULL;
+  struct vhdx_stage *st = deferred_stage (v), *own = NULL;
   int r = 0;
 
   if (vhdx_begin_update (d, true) == -1)
@@ -627,6 +630,13 @@ vhdx_flush (struct vhd_disk *d)
 {
   struct vhdx *v = d->priv;
 
+  if (v->failed) {
+    /* Deferred changes may have gone with the update that failed. */
+    set_error (EIO, "an earlier metadata update of %s failed: writes "
+               "since the last flush may be lost (reopen the image)",
+               d->filename);
+    return -1;
+  }
   if (batch_commit (d) == -1 || io_flush (d->io) == -1)
     return -1;
   if (!v->log_active || v->failed)

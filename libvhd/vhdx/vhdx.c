@@ -487,6 +487,9 @@ vhdx_close (struct vhd_disk *d)
     return;
   for (i = 0; i < VHDX_BITMAP_CACHE_SLOTS; i++)
     free (v->cache[i].bits);
+  if (v->deferred)
+    vhdx_stage_free (v->deferred);
+  free (v->deferred);
   vhdx_bat_cache_free (&v->bat);
   free (v->free);
   free (v->pending);

@@ -68,6 +68,10 @@ struct vhdx {
   uint64_t log_sequence;    /* of the last entry written */
   uint64_t file_end;        /* where the next block goes (1 MiB aligned) */
   bool failed;              /* a metadata update failed: refuse writes */
+  /* BAT changes of writes waiting for a flush (vhdx-write.c), and
+   * whether a batch (copy-internal.h) defers unmaps too. */
+  struct vhdx_stage *deferred;
+  bool batching;
 
   /* Space freed in this session (vhdx-space.c): unreferenced by a
    * durable BAT, punched (reads as zeros), sorted and merged.  New
@@ -111,8 +115,7 @@ vhdx_put_entry (struct vhdx *v, struct vhdx_stage *st, uint64_t index,
  * first time), to modify in place; NULL after set_error (). */
 uint8_t *vhdx_stage_page (struct vhd_disk *d, struct vhdx_stage *st,
                           uint64_t offset);
-/* The stage of this thread's open write batch for d (copy-internal.h),
- * or NULL. */
+/* The stage of d's open write batch (copy-internal.h), or NULL. */
 struct vhdx_stage *vhdx_batch_of (struct vhd_disk *d);
 /* Write the staged pages through the log (flush, entry, apply, flush)
  * and empty the stage.  On failure the handle is marked failed. */

@@ -1274,7 +1274,10 @@ pending_log_image (struct image *out, uint8_t *view)
     io_mem_fail_after (d->io, n, false);
     uint8_t buf[4096];
     memset (buf, 0x42, sizeof buf);
+    /* The write's BAT change goes through the log at the flush. */
     int r = vhd_pwrite (d, buf, sizeof buf, 5 * MiB);
+    if (r == 0)
+      r = vhd_flush (d);
     memset (out, 0, sizeof *out);
     snapshot (d, out);
     vhd_close (d);

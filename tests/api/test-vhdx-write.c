@@ -13,6 +13,7 @@
 #include "internal.h"
 #include "vhdx/guid.h"
 #include "vhdx/header.h"
+#include "vhdx/vhdx.h"
 
 #define MiB (UINT64_C (1) << 20)
 
@@ -456,6 +457,62 @@ Test (vhdx_crash, differencing_every_write, .timeout = 300)
   crash_test (true);
 }
 
+/* Writes that allocate wait for the flush: eight new blocks take no
+ * log entry until it, then one; they read back before and after. */
+Test (vhdx_write, allocations_share_one_log_entry_at_the_flush)
+{
+  struct image im = make (VHD_TYPE_DYNAMIC, 32 * MiB, MiB, 512, NULL);
+  struct vhd_disk *d = open_image (&im, 0, NULL);
+  struct vhdx *v = d->priv;
+  uint64_t seq;
+  uint8_t k;
+
+  fill (d, 1, 4096, 0); /* the first write renews the headers */
+  cr_assert_eq (vhd_flush (d), 0, "%s", vhd_get_error ());
+  seq = v->log_sequence;
+  for (k = 2; k < 10; k++)
+    fill (d, k, 4096, (uint64_t) k * 3 * MiB / 2);
+  cr_expect_eq (v->log_sequence, seq, "no log entry before the flush");
+  for (k = 2; k < 10; k++)
+    cr_expect_eq (check (d, k, 4096, (uint64_t) k * 3 * MiB / 2), 0,
+                  "block %u reads back before the flush", k);
+  cr_assert_eq (vhd_flush (d), 0, "%s", vhd_get_error ());
+  cr_expect_eq (v->log_sequence, seq + 1, "one log entry for eight blocks");
+  struct image after = snapshot (d->io);
+  vhd_close (d);
+  d = open_image (&after, VHD_OPEN_RDONLY, NULL);
+  for (k = 1; k < 10; k++)
+    cr_expect_eq (check (d, k, 4096, k == 1 ? 0 : (uint64_t) k * 3 * MiB / 2),
+                  0, "block %u after reopening", k);
+  vhd_close (d);
+  free (after.data);
+  free (im.data);
+}
+
+/* A write that fails after another one's allocation waits for the flush:
+ * the flush reports that writes may be lost instead of claiming them. */
+Test (vhdx_write, a_failed_write_makes_the_next_flush_fail)
+{
+  struct image im = make (VHD_TYPE_DYNAMIC, 32 * MiB, MiB, 512, NULL);
+  uint8_t buf[4096] = { 0x5a };
+  bool seen = false;
+
+  for (long n = 0; n < 20 && !seen; n++) {
+    struct vhd_disk *d = open_crashing (&im, n, false, NULL);
+    if (vhd_pwrite (d, buf, sizeof buf, 0) == 0
+        && vhd_pwrite (d, buf, sizeof buf, 4 * MiB) == -1) {
+      seen = true;
+      cr_expect_eq (vhd_flush (d), -1, "the flush claims the first write");
+      cr_expect_eq (vhd_get_errno (), EIO);
+      cr_expect (strstr (vhd_get_error (), "may be lost") != NULL, "%s",
+                 vhd_get_error ());
+    }
+    vhd_close (d);
+  }
+  cr_expect (seen, "no write point failed the second write alone");
+  free (im.data);
+}
+
 /* A crash that leaves a live log entry: found by crashing at each write
  * until an image opens with a dirty log.  Read-only: replayed in memory,
  * file bytes unchanged.  Read-write: replayed in place, log retired. */
@@ -467,7 +524,9 @@ Test (vhdx_log, replay_read_only_and_in_place)
 
   for (n = 0; n < 40 && !found; n++) {
     struct vhd_disk *d = open_crashing (&im, n, false, NULL);
-    if (vhd_pwrite (d, (uint8_t[4096]) { 0x42 }, 4096, 5 * MiB) == 0) {
+    /* The write's BAT change goes through the log at the flush. */
+    if (vhd_pwrite (d, (uint8_t[4096]) { 0x42 }, 4096, 5 * MiB) == 0
+        && vhd_flush (d) == 0) {
       vhd_close (d);
       break;
     }
