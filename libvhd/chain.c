@@ -134,37 +134,61 @@ chain_write_partial (struct vhd_disk *d, const void *src, size_t len,
  * through the driver. */
 #define IN_PLACE_RUNS 8
 
-int
-chain_write_in_place (struct vhd_disk *d, const void *buf, size_t count,
-                      uint64_t offset)
+/* Where a write in place goes: 0 with the runs in run[0..*n), 1 when
+ * it is not possible, -1 on error. */
+static int
+map_in_place (struct vhd_disk *d, size_t count, uint64_t offset,
+              struct extent *run, unsigned *n)
 {
   uint32_t align = disk_write_align (d);
-  struct extent run[IN_PLACE_RUNS];
-  const uint8_t *p = buf;
   uint64_t off = offset, left = count;
-  unsigned n = 0, i;
 
+  *n = 0;
   if (!d->writes_in_place || io_fd (d->io) < 0 || offset % align
       || count % align || count == 0)
     return 1;
   /* Everything must be in place before anything is written. */
   while (left > 0) {
-    if (n == IN_PLACE_RUNS)
+    if (*n == IN_PLACE_RUNS)
       return 1;
-    if (disk_map (d, off, left, &run[n]) == -1)
+    if (disk_map (d, off, left, &run[*n]) == -1)
       return -1;
-    if (run[n].state != LAYER_DATA)
+    if (run[*n].state != LAYER_DATA)
       return 1;
-    run[n].length = MIN (left, run[n].length);
-    off += run[n].length, left -= run[n].length;
-    n++;
+    run[*n].length = MIN (left, run[*n].length);
+    off += run[*n].length, left -= run[*n].length;
+    (*n)++;
   }
+  return 0;
+}
+
+int
+chain_write_in_place (struct vhd_disk *d, const void *buf, size_t count,
+                      uint64_t offset)
+{
+  struct extent run[IN_PLACE_RUNS];
+  const uint8_t *p = buf;
+  unsigned n, i;
+  int r = map_in_place (d, count, offset, run, &n);
+
+  if (r != 0)
+    return r;
   for (i = 0; i < n; i++) {
     if (io_pwrite (d->io, p, (size_t) run[i].length, run[i].host_offset) == -1)
       return -1;
     p += run[i].length;
   }
   return 0;
+}
+
+int
+chain_can_write_in_place (struct vhd_disk *d, size_t count, uint64_t offset)
+{
+  struct extent run[IN_PLACE_RUNS];
+  unsigned n;
+  int r = map_in_place (d, count, offset, run, &n);
+
+  return r == -1 ? -1 : r == 0;
 }
 
 static int

@@ -110,16 +110,26 @@ vhd_pwrite (struct vhd_disk *d, const void *buf, size_t count,
     return -1;
   if (!valid_writable (d))
     return -1;
-  {
-    SHARED_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  for (;;) {
+    {
+      SHARED_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+      if (!valid_range (d, count, offset))
+        return -1;
+      int r = chain_write_in_place (d, buf, count, offset);
+      if (r <= 0)
+        return r;
+    }
+    EXCLUSIVE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
     if (!valid_range (d, count, offset))
       return -1;
-    int r = chain_write_in_place (d, buf, count, offset);
-    if (r <= 0)
-      return r;
+    /* Writes into a new block queue here together; once the first has
+     * allocated it, the others go back to writing side by side. */
+    int r = chain_can_write_in_place (d, count, offset);
+    if (r == -1)
+      return -1;
+    if (r == 0)
+      return chain_pwrite (d, buf, count, offset);
   }
-  EXCLUSIVE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
-  return chain_pwrite (d, buf, count, offset);
 }
 
 int

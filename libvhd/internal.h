@@ -396,6 +396,10 @@ int chain_flush (struct vhd_disk *d);
  * lock exclusive and call chain_pwrite. */
 int chain_write_in_place (struct vhd_disk *d, const void *buf, size_t count,
                           uint64_t offset);
+/* Whether chain_write_in_place would write it (1) or not (0); -1 on
+ * error.  Writes nothing. */
+int chain_can_write_in_place (struct vhd_disk *d, size_t count,
+                              uint64_t offset);
 /* Write part of one unit of write alignment: read it, patch, write. */
 int chain_write_partial (struct vhd_disk *d, const void *src, size_t len,
                          uint64_t offset);
