@@ -133,22 +133,29 @@ frame_of (struct vhdx_bat_cache *c, uint64_t p)
   return f;
 }
 
-int
-vhdx_bat_cache_get (struct vhdx_bat_cache *c, uint64_t i, uint64_t *entry)
+/* The frame holding entry i; a page found in memory counts as used. */
+static struct vhdx_bat_frame *
+entry_frame (struct vhdx_bat_cache *c, uint64_t i)
 {
   uint64_t p = i / VHDX_BAT_PAGE_ENTRIES;
-  struct vhdx_bat_frame *f;
 
   if (i >= c->entries) {
     set_error (EIO, "VHDX BAT entry %" PRIu64 " past the table's %" PRIu64
                " (driver bug)", i, c->entries);
-    return -1;
+    return NULL;
   }
-  if (c->where[p]) {
-    f = &c->frames[c->where[p] - 1];
-    f->referenced = true;
-  }
-  else if ((f = frame_of (c, p)) == NULL)
+  if (c->where[p] == 0)
+    return frame_of (c, p);
+  c->frames[c->where[p] - 1].referenced = true;
+  return &c->frames[c->where[p] - 1];
+}
+
+int
+vhdx_bat_cache_get (struct vhdx_bat_cache *c, uint64_t i, uint64_t *entry)
+{
+  struct vhdx_bat_frame *f = entry_frame (c, i);
+
+  if (f == NULL)
     return -1;
   *entry = f->e[i % VHDX_BAT_PAGE_ENTRIES];
   return 0;
@@ -157,21 +164,23 @@ vhdx_bat_cache_get (struct vhdx_bat_cache *c, uint64_t i, uint64_t *entry)
 int
 vhdx_bat_cache_pin (struct vhdx_bat_cache *c, uint64_t i)
 {
-  uint64_t e;
+  struct vhdx_bat_frame *f = entry_frame (c, i);
 
-  if (vhdx_bat_cache_get (c, i, &e) == -1)
+  if (f == NULL)
     return -1;
-  c->frames[c->where[i / VHDX_BAT_PAGE_ENTRIES] - 1].dirty = true;
+  f->dirty = true;
   return 0;
 }
 
 int
 vhdx_bat_cache_set (struct vhdx_bat_cache *c, uint64_t i, uint64_t entry)
 {
-  if (vhdx_bat_cache_pin (c, i) == -1)
+  struct vhdx_bat_frame *f = entry_frame (c, i);
+
+  if (f == NULL)
     return -1;
-  c->frames[c->where[i / VHDX_BAT_PAGE_ENTRIES] - 1]
-      .e[i % VHDX_BAT_PAGE_ENTRIES] = entry;
+  f->dirty = true;
+  f->e[i % VHDX_BAT_PAGE_ENTRIES] = entry;
   return 0;
 }
 

@@ -114,9 +114,8 @@ vhdx_bat_check_entries (const uint64_t *e, uint64_t first, uint64_t n,
   uint64_t k;
 
   for (k = 0; k < n; k++) {
-    uint64_t i = first + k, chunk = i / (g->chunk_ratio + 1);
-    uint64_t block = i - chunk;
-    if (i % (g->chunk_ratio + 1) == g->chunk_ratio) {
+    uint64_t i = first + k, block = vhdx_bat_block_of (g, i);
+    if (vhdx_bat_is_bitmap (g, i)) {
       if (check_bitmap_entry (i, e[k], file_size, avoid, n_avoid) == -1)
         return -1;
     }
@@ -132,13 +131,12 @@ vhdx_bat_check_entries (const uint64_t *e, uint64_t first, uint64_t n,
 }
 
 int
-vhdx_bat_check_bitmap_of (uint64_t partial_entry, uint64_t bitmap_entry,
+vhdx_bat_check_bitmap_of (uint64_t bitmap_entry,
                           const struct vhdx_bat_geometry *g, uint64_t block)
 {
   uint64_t bi = vhdx_bat_bitmap_index (g, block / g->chunk_ratio);
 
-  if (vhdx_bat_state (partial_entry) != VHDX_PAYLOAD_PARTIALLY_PRESENT
-      || (bi < g->entries && vhdx_bat_state (bitmap_entry) == VHDX_SB_PRESENT))
+  if (bi < g->entries && vhdx_bat_state (bitmap_entry) == VHDX_SB_PRESENT)
     return 0;
   set_error (EBADMSG, "VHDX BAT entry %" PRIu64 ": block %" PRIu64
              " is partially present but its chunk has no sector bitmap",
@@ -159,9 +157,10 @@ vhdx_bat_validate (const uint64_t *bat, const struct vhdx_bat_geometry *g,
     return -1;
   for (block = 0; block < g->data_blocks; block++) {
     uint64_t bi = vhdx_bat_bitmap_index (g, block / g->chunk_ratio);
-    if (vhdx_bat_check_bitmap_of (bat[vhdx_bat_payload_index (g, block)],
-                                  bi < g->entries ? bat[bi] : 0, g, block)
-        == -1)
+    if (vhdx_bat_state (bat[vhdx_bat_payload_index (g, block)])
+          == VHDX_PAYLOAD_PARTIALLY_PRESENT
+        && vhdx_bat_check_bitmap_of (bi < g->entries ? bat[bi] : 0, g, block)
+           == -1)
       return -1;
   }
   return 0;

@@ -83,6 +83,20 @@ vhdx_bat_bitmap_index (const struct vhdx_bat_geometry *g, uint64_t chunk)
   return chunk * (g->chunk_ratio + 1) + g->chunk_ratio;
 }
 
+/* Whether entry i is a sector bitmap's; else it is block
+ * vhdx_bat_block_of's (which may lie past the disk's last block). */
+static inline bool
+vhdx_bat_is_bitmap (const struct vhdx_bat_geometry *g, uint64_t i)
+{
+  return i % (g->chunk_ratio + 1) == g->chunk_ratio;
+}
+
+static inline uint64_t
+vhdx_bat_block_of (const struct vhdx_bat_geometry *g, uint64_t i)
+{
+  return i - i / (g->chunk_ratio + 1);
+}
+
 /* Check entries [first, first + n) of a table shaped g, held in e[]:
  * known states, and for allocated blocks an offset past the header
  * section, inside a file of file_size bytes and clear of avoid[].
@@ -93,9 +107,9 @@ int vhdx_bat_check_entries (const uint64_t *e, uint64_t first, uint64_t n,
                             uint64_t file_size,
                             const struct vhdx_range *avoid,
                             unsigned n_avoid);
-/* EBADMSG when block's entry is partially present and its chunk's
- * sector bitmap entry (0 when the table has none) is not present. */
-int vhdx_bat_check_bitmap_of (uint64_t partial_entry, uint64_t bitmap_entry,
+/* For a partially present block: EBADMSG unless its chunk's sector
+ * bitmap entry (0 when the table has none) is present. */
+int vhdx_bat_check_bitmap_of (uint64_t bitmap_entry,
                               const struct vhdx_bat_geometry *g,
                               uint64_t block);
 

@@ -273,10 +273,9 @@ add_blocks (struct object_list *l, struct vhdx *v)
   uint64_t i, e;
 
   for (i = 0; i < v->geo.entries; i++) {
-    bool bitmap = i % (v->geo.chunk_ratio + 1) == v->geo.chunk_ratio;
-    uint64_t block = i - i / (v->geo.chunk_ratio + 1);
+    bool bitmap = vhdx_bat_is_bitmap (&v->geo, i);
     unsigned s;
-    if (!bitmap && block >= v->geo.data_blocks)
+    if (!bitmap && vhdx_bat_block_of (&v->geo, i) >= v->geo.data_blocks)
       continue;
     if (vhdx_get_entry (v, i, &e) == -1)
       return -1;

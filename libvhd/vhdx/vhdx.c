@@ -375,7 +375,7 @@ check_bat_page (void *opaque, const uint64_t *e, uint64_t first, uint64_t n)
 static int
 check_whole_bat (struct vhdx *v)
 {
-  uint64_t block, i, e, bitmap;
+  uint64_t block, e, bitmap;
 
   for (block = 0; block < v->geo.data_blocks; block++) {
     uint64_t bi = vhdx_bat_bitmap_index (&v->geo, block / v->geo.chunk_ratio);
@@ -385,15 +385,12 @@ check_whole_bat (struct vhdx *v)
       continue;
     bitmap = 0;
     if ((bi < v->geo.entries && vhdx_get_entry (v, bi, &bitmap) == -1)
-        || vhdx_bat_check_bitmap_of (e, bitmap, &v->geo, block) == -1)
+        || vhdx_bat_check_bitmap_of (bitmap, &v->geo, block) == -1)
       return -1;
   }
-  /* A differencing disk's table ends in a bitmap entry, maybe alone on
-   * its page. */
-  for (i = v->geo.chunk_ratio; i < v->geo.entries; i += v->geo.chunk_ratio + 1)
-    if (vhdx_get_entry (v, i, &e) == -1)
-      return -1;
-  return 0;
+  /* The pages the payload entries left out hold only entries of blocks
+   * past the disk, and a differencing disk's last bitmap entry. */
+  return vhdx_get_entry (v, v->geo.entries - 1, &e);
 }
 
 static int
@@ -510,11 +507,8 @@ vhdx_block_bitmap (struct vhd_disk *d, uint64_t block)
   if (vhdx_get_entry (v, vhdx_bat_bitmap_index (&v->geo, chunk), &entry)
       == -1)
     return NULL;
-  if (vhdx_bat_state (entry) != VHDX_SB_PRESENT) {
-    set_error (EBADMSG, "VHDX block %" PRIu64 " is partially present but "
-               "its chunk has no sector bitmap", block);
+  if (vhdx_bat_check_bitmap_of (entry, &v->geo, block) == -1)
     return NULL;
-  }
   where = vhdx_bat_offset (entry)
           + (block % v->geo.chunk_ratio) * v->bitmap_slice;
   if (s->bits == NULL && (s->bits = malloc (v->bitmap_slice)) == NULL) {
