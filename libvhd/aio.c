@@ -565,10 +565,20 @@ vhd_aio_flush (struct vhd_disk *d, vhd_aio_callback cb, void *opaque)
   set_error_context ("vhd_aio_flush");
   if (!valid_disk (d))
     return -1;
-  EXCLUSIVE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
-  if ((a = get_state (d)) == NULL
-      || (r = req_new ("vhd_aio_flush", cb, opaque, 0)) == NULL)
+  if ((r = req_new ("vhd_aio_flush", cb, opaque, 0)) == NULL)
     return -1;
+  if (!d->readonly) {
+    /* As vhd_flush: data only, beside the writes in place, when it can. */
+    SHARED_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+    int done = (a = peek_state (d)) != NULL ? chain_flush_data (d) : 0;
+    if (done != 0)
+      return req_finish (a, r, done == 1 ? 0 : -1);
+  }
+  EXCLUSIVE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  if ((a = get_state (d)) == NULL) {
+    free (r);
+    return -1;
+  }
   if (d->readonly)
     return req_start (a, r, 0);
   /* Every write completed so far, and every one in flight, is covered. */

@@ -238,6 +238,20 @@ chain_flush (struct vhd_disk *d)
   return d->ops->flush (d);
 }
 
+/* The flush under the shared lock, when only data is to be made durable:
+ * 1 when done, 0 when the driver has metadata to write (the caller takes
+ * the exclusive lock and runs chain_flush), -1 on error.  Writes that
+ * finish during the fdatasync were not acknowledged before the flush, so
+ * they need not be covered. */
+int
+chain_flush_data (struct vhd_disk *d)
+{
+  aio_drain (d);
+  if (d->ops->flush_needs_metadata (d))
+    return 0;
+  return io_flush (d->io) == -1 ? -1 : 1;
+}
+
 /* Extents are merged while state and depth stay the same, so callers see
  * one call per run, not one per block. */
 struct emitter {

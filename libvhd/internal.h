@@ -236,6 +236,11 @@ struct format_ops {
 
   /* Make every completed write durable, metadata included. */
   int (*flush) (struct vhd_disk *d);
+  /* Whether flush has more to do than make the data durable: metadata
+   * waiting in memory, space to release, an earlier failure to report.
+   * Called with the lock held shared; false lets the core flush the data
+   * while writes in place go on. */
+  bool (*flush_needs_metadata) (struct vhd_disk *d);
 
   /* OPTIONAL (NULL: the core writes zero sectors instead).  Make whole
    * logical sectors [offset, offset+count) read as zeros without writing
@@ -390,6 +395,7 @@ int chain_pread (struct vhd_disk *d, void *buf, size_t count,
 int chain_pwrite (struct vhd_disk *d, const void *buf, size_t count,
                   uint64_t offset);
 int chain_flush (struct vhd_disk *d);
+int chain_flush_data (struct vhd_disk *d);
 /* A write that needs nothing but the data written (lock held shared):
  * every byte already stored in d's own file, aligned, and the driver
  * ready (writes_in_place).  0 done, -1 error, 1 not possible: take the

@@ -65,6 +65,12 @@ raw_flush (struct vhd_disk *d)
   return io_flush (d->io);
 }
 
+static bool
+raw_flush_needs_metadata (struct vhd_disk *d)
+{
+  return false;
+}
+
 /* A raw image is a sparse file of the virtual size: convert writes only
  * the data and leaves the rest as holes. */
 static int
@@ -96,6 +102,7 @@ const struct format_ops raw_format_ops = {
   .map = raw_map,
   .pwrite = raw_pwrite,
   .flush = raw_flush,
+  .flush_needs_metadata = raw_flush_needs_metadata,
   .create = raw_create,
   .resize = raw_resize,
 };

@@ -780,6 +780,17 @@ drv_flush (struct vhd_disk *d)
   return vhd_release_freed (d); /* 8. unmapped blocks: see vhd-space.c */
 }
 
+static bool
+drv_flush_needs_metadata (struct vhd_disk *d)
+{
+  const struct vhd_state *s = d->priv;
+
+  if (s->footer.disk_type == VHD_DISK_FIXED)
+    return false;
+  return !s->trailer_ok || s->bitmaps.n_dirty || s->bat.any_dirty
+         || s->freed.n;
+}
+
 const struct format_ops vhd_format_ops = {
   .name = "vhd",
   .format = VHD_FORMAT_VHD,
@@ -790,6 +801,7 @@ const struct format_ops vhd_format_ops = {
   .map = drv_map,
   .pwrite = drv_pwrite,
   .flush = drv_flush,
+  .flush_needs_metadata = drv_flush_needs_metadata,
   .zero = vhd_op_zero,
   .create = vhd_driver_create,
   .unmap = vhd_op_unmap,

@@ -464,11 +464,6 @@ read_bat (struct checker *ck)
 
   vhdx_bat_geometry (md->disk_size, md->block_size, md->logical_sector,
                      md->has_parent, &v->geo);
-  if (v->geo.entries > VHDX_CHECK_MAX_BAT_ENTRIES) {
-    check_report (ck->c, VHD_CHECK_INFO, "BAT of %" PRIu64 " entries: too "
-                  "large to check", v->geo.entries);
-    return 1;
-  }
   if (v->geo.entries * 8 > v->regions.bat->length) {
     check_report (ck->c, VHD_CHECK_CORRUPT, "BAT region of %" PRIu32
                   " bytes is too small for the %" PRIu64 " entries the disk "
@@ -478,6 +473,27 @@ read_bat (struct checker *ck)
   /* Entries are taken as they are: judging them is this file's job. */
   return vhdx_bat_cache_init (&v->bat, ck->view, v->regions.bat->offset,
                               v->geo.entries, NULL, NULL);
+}
+
+/* The entries to drop (past the end of the file): a bit each, 8 MiB for
+ * the largest table (64 TiB of 1 MiB blocks, 64 Mi + 16 Ki entries; the
+ * metadata check bounds the disk size). */
+struct drop_set {
+  uint64_t *bits;
+  bool any;
+};
+
+static bool
+drop_has (const struct drop_set *ds, uint64_t idx)
+{
+  return ds->bits[idx / 64] >> (idx % 64) & 1;
+}
+
+static void
+drop_add (struct drop_set *ds, uint64_t idx)
+{
+  ds->bits[idx / 64] |= UINT64_C (1) << (idx % 64);
+  ds->any = true;
 }
 
 /* Take a bad entry out of the in-memory BAT (not the file's). */
@@ -498,9 +514,9 @@ block_range (const struct vhdx *v, uint64_t block, uint64_t *start,
 
 /* One payload entry; bad ones are taken out of the in-memory BAT (so
  * the layout step ignores them) and, when past the end of the file,
- * marked in drop[] for repair. */
+ * marked in drop for repair. */
 static int
-check_payload (struct checker *ck, uint64_t block, bool *drop)
+check_payload (struct checker *ck, uint64_t block, struct drop_set *drop)
 {
   struct vhdx *v = ck->v;
   uint64_t idx = vhdx_bat_payload_index (&v->geo, block), s, e, entry;
@@ -515,7 +531,7 @@ check_payload (struct checker *ck, uint64_t block, bool *drop)
   off = vhdx_bat_offset (entry);
   state = vhdx_bat_state (entry);
   lost_bitmap = state == VHDX_PAYLOAD_PARTIALLY_PRESENT
-                && bi < v->geo.entries && drop[bi];
+                && bi < v->geo.entries && drop_has (drop, bi);
   block_range (v, block, &s, &e);
   if (state == VHDX_PAYLOAD_NOT_PRESENT || state == VHDX_PAYLOAD_UNDEFINED
       || state == VHDX_PAYLOAD_ZERO || state == VHDX_PAYLOAD_UNMAPPED)
@@ -537,7 +553,7 @@ check_payload (struct checker *ck, uint64_t block, bool *drop)
                   lost_bitmap ? "has its sector bitmap past the end of the "
                                 "file"
                               : "lies past the end of the file");
-    drop[idx] = true;
+    drop_add (drop, idx);
   }
   else if (state == VHDX_PAYLOAD_PARTIALLY_PRESENT
            && (bi >= v->geo.entries
@@ -547,11 +563,11 @@ check_payload (struct checker *ck, uint64_t block, bool *drop)
                   "sector bitmap", idx, s, e);
   else
     return 0;
-  return drop[idx] ? 0 : forget_entry (v, idx);
+  return drop_has (drop, idx) ? 0 : forget_entry (v, idx);
 }
 
 static int
-check_bitmap (struct checker *ck, uint64_t chunk, bool *drop)
+check_bitmap (struct checker *ck, uint64_t chunk, struct drop_set *drop)
 {
   struct vhdx *v = ck->v;
   uint64_t idx = vhdx_bat_bitmap_index (&v->geo, chunk), entry, off;
@@ -576,7 +592,7 @@ check_bitmap (struct checker *ck, uint64_t chunk, bool *drop)
     block_report (ck, ck->c->repair ? VHD_CHECK_INFO : VHD_CHECK_CORRUPT,
                   "BAT entry %" PRIu64 ": the sector bitmap of chunk %"
                   PRIu64 " lies past the end of the file", idx, chunk);
-    drop[idx] = true;
+    drop_add (drop, idx);
     return 0;
   }
   else
@@ -586,7 +602,7 @@ check_bitmap (struct checker *ck, uint64_t chunk, bool *drop)
 
 /* Out-of-file entries become NOT_PRESENT through the log. */
 static int
-drop_entries (struct checker *ck, const bool *drop)
+drop_entries (struct checker *ck, const struct drop_set *drop)
 {
   struct vhdx *v = ck->v;
   struct vhdx_stage *st;
@@ -600,7 +616,7 @@ drop_entries (struct checker *ck, const bool *drop)
   }
   r = vhdx_begin_update (&ck->disk, false);
   for (i = 0; r == 0 && i < v->geo.entries; i++) {
-    if (!drop[i])
+    if (!drop_has (drop, i))
       continue;
     if (st->n == VHDX_MAX_STAGED && vhdx_commit (&ck->disk, st) == -1)
       r = -1;
@@ -626,28 +642,26 @@ check_bat (struct checker *ck)
 {
   struct vhdx *v = ck->v;
   uint64_t b, c, i;
-  bool *drop, any = false;
+  struct drop_set drop = { NULL, false };
   int r = read_bat (ck);
 
   if (r != 0)
     return r;
-  drop = calloc (v->geo.entries, sizeof *drop);
-  if (drop == NULL) {
+  drop.bits = calloc (v->geo.entries / 64 + 1, sizeof *drop.bits);
+  if (drop.bits == NULL) {
     set_error (ENOMEM, "out of memory");
     return -1;
   }
   for (c = 0; r == 0 && c < v->geo.bitmap_blocks; c++)
-    r = check_bitmap (ck, c, drop);
+    r = check_bitmap (ck, c, &drop);
   for (b = 0; r == 0 && b < v->geo.data_blocks; b++)
-    r = check_payload (ck, b, drop);
-  for (i = 0; i < v->geo.entries; i++)
-    any |= drop[i];
-  if (r == 0 && any && ck->c->repair)
-    r = drop_entries (ck, drop);
-  for (i = 0; r == 0 && i < v->geo.entries; i++)
-    if (drop[i])
+    r = check_payload (ck, b, &drop);
+  if (r == 0 && drop.any && ck->c->repair)
+    r = drop_entries (ck, &drop);
+  for (i = 0; r == 0 && drop.any && i < v->geo.entries; i++)
+    if (drop_has (&drop, i))
       r = forget_entry (v, i);
-  free (drop);
+  free (drop.bits);
   return r;
 }
 

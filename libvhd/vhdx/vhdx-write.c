@@ -648,6 +648,14 @@ vhdx_flush (struct vhd_disk *d)
   return 0;
 }
 
+bool
+vhdx_flush_needs_metadata (struct vhd_disk *d)
+{
+  const struct vhdx *v = d->priv;
+
+  return v->failed || v->log_active || (v->deferred && v->deferred->n);
+}
+
 /* Whether a block whose entry is e may become ZERO: always when nothing
  * is stored for it; when it holds data, only if the caller lets storage
  * go. */

@@ -603,6 +603,7 @@ const struct format_ops vhdx_format_ops = {
   .map = vhdx_map,
   .pwrite = vhdx_pwrite,
   .flush = vhdx_flush,
+  .flush_needs_metadata = vhdx_flush_needs_metadata,
   .zero = vhdx_zero,
   .create = vhdx_create,
   .unmap = vhdx_unmap,

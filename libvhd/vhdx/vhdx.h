@@ -20,8 +20,6 @@
  * A slice is block_size / logical_sector / 8 bytes (at most 64 KiB), so
  * the cache holds at most 4 MiB. */
 #define VHDX_BITMAP_CACHE_SLOTS 64
-/* vhdx check holds a flag per BAT entry up to this many entries. */
-#define VHDX_CHECK_MAX_BAT_ENTRIES (UINT64_C (64) << 20)
 
 struct vhdx_bitmap_slot {
   bool valid;
@@ -136,6 +134,7 @@ int vhdx_allocate_end (struct vhd_disk *d, uint64_t size, uint64_t *offset);
 int vhdx_pwrite (struct vhd_disk *d, const void *buf, size_t count,
                  uint64_t offset);
 int vhdx_flush (struct vhd_disk *d);
+bool vhdx_flush_needs_metadata (struct vhd_disk *d);
 int64_t vhdx_zero (struct vhd_disk *d, uint64_t offset, uint64_t count,
                    unsigned flags);
 /* vhdx.c: the cached sector bitmap slice of a block, or NULL. */

@@ -4,7 +4,7 @@
  * back after their pages were dropped and read again, the allocation
  * map is exact, the cache stays within its limit, and qemu (which loads
  * the whole table) finds every block.  A 64 TiB disk of 1 MiB blocks, beyond
- * the old in-memory limit, opens, writes and reads. */
+ * the old in-memory limit, opens, writes, reads and passes the check. */
 #undef NDEBUG
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -177,8 +177,16 @@ Test (bat_paging, a_table_eight_times_the_cache_reads_writes_and_maps)
   cr_expect_eq (system (cmd), 0, "qemu-img check and qemu-io read back");
 }
 
+static void
+count_finding (void *opaque, int severity, const char *message)
+{
+  cr_log_info ("check: %s", message);
+  ++*(unsigned *) opaque;
+}
+
 Test (bat_paging, a_64_tib_disk_of_1_mib_blocks_opens_and_holds_data)
 {
+  unsigned findings = 0;
   uint64_t size = 64 * TiB;
   struct vhd_disk *d = create_vhdx (size);
   uint8_t buf[4096], back[4096];
@@ -195,4 +203,8 @@ Test (bat_paging, a_64_tib_disk_of_1_mib_blocks_opens_and_holds_data)
   cr_expect (memcmp (buf, back, sizeof buf) == 0);
   cr_expect_eq (data_bytes (d), MiB);
   vhd_close (d);
+  /* Every one of its 64 Mi + 16 Ki entries is checked. */
+  cr_expect_eq (vhd_check (path, 0, count_finding, &findings), 0, "%s",
+                vhd_get_error ());
+  cr_expect_eq (findings, 0);
 }
