@@ -99,6 +99,8 @@ open_gated (int format, int type)
   return d;
 }
 
+TestSuite (flush_concurrency, .init = setup, .fini = teardown);
+
 static void *
 flush_thread (void *opaque)
 {
@@ -147,32 +149,27 @@ write_during_flush (int format, int type)
   free (got);
 }
 
-Test (flush_concurrency, raw,
-      .init = setup, .fini = teardown)
+Test (flush_concurrency, raw)
 {
   write_during_flush (VHD_FORMAT_RAW, VHD_TYPE_FIXED);
 }
 
-Test (flush_concurrency, vhd_fixed,
-      .init = setup, .fini = teardown)
+Test (flush_concurrency, vhd_fixed)
 {
   write_during_flush (VHD_FORMAT_VHD, VHD_TYPE_FIXED);
 }
 
-Test (flush_concurrency, vhd_dynamic,
-      .init = setup, .fini = teardown)
+Test (flush_concurrency, vhd_dynamic)
 {
   write_during_flush (VHD_FORMAT_VHD, VHD_TYPE_DYNAMIC);
 }
 
-Test (flush_concurrency, vhdx_dynamic,
-      .init = setup, .fini = teardown)
+Test (flush_concurrency, vhdx_dynamic)
 {
   write_during_flush (VHD_FORMAT_VHDX, VHD_TYPE_DYNAMIC);
 }
 
-Test (flush_concurrency, vhdx_fixed,
-      .init = setup, .fini = teardown)
+Test (flush_concurrency, vhdx_fixed)
 {
   write_during_flush (VHD_FORMAT_VHDX, VHD_TYPE_FIXED);
 }
@@ -180,8 +177,7 @@ Test (flush_concurrency, vhdx_fixed,
 /* With metadata waiting (a new block's BAT entry deferred to the flush),
  * the flush takes the handle to itself and writes it; a reopened copy of
  * the file holds the new block. */
-Test (flush_concurrency, vhdx_flush_with_metadata_commits_it,
-      .init = setup, .fini = teardown)
+Test (flush_concurrency, vhdx_flush_with_metadata_commits_it)
 {
   struct vhd_disk *d = open_gated (VHD_FORMAT_VHDX, VHD_TYPE_DYNAMIC), *r;
   uint8_t *buf = malloc (LEN), *got = malloc (LEN);
