@@ -56,6 +56,8 @@ def failed(r):
     v = note_field(n, "verify")
     if v and v.startswith("rc"):
         return "exit " + v[2:]
+    if v == "FAIL":  # a wrong output's time is no result
+        return "verify FAIL"
     return None
 
 
