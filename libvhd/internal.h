@@ -13,6 +13,8 @@
 #ifndef LIBVHD_INTERNAL_H
 #define LIBVHD_INTERNAL_H
 
+#include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -110,6 +112,20 @@ static inline int64_t
 io_get_size (struct io *io)
 {
   return io->ops->get_size (io);
+}
+
+/* Punch [offset, offset+len) (partial host blocks are zeroed): 1 done,
+ * 0 when the host cannot punch, -1 after set_error. */
+static inline int
+io_try_punch (struct io *io, uint64_t offset, uint64_t len)
+{
+  if (len == 0 || io->ops->punch_hole (io, offset, len) == 0)
+    return 1;
+  if (errno == EOPNOTSUPP || errno == ENOTSUP || errno == ENOSYS)
+    return 0;
+  prefix_error ("giving back %" PRIu64 " bytes at offset %" PRIu64, len,
+                offset);
+  return -1;
 }
 
 /* Whether [offset, offset + length) of the file is all holes, taking no

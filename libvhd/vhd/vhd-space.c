@@ -167,24 +167,10 @@ vhd_shrink_to (struct vhd_disk *d, uint64_t new_end)
 }
 
 int
-vhd_try_punch (struct io *io, uint64_t offset, uint64_t len)
-{
-  if (len == 0)
-    return 1;
-  if (io->ops->punch_hole (io, offset, len) == 0)
-    return 1;
-  if (errno == EOPNOTSUPP || errno == ENOTSUP || errno == ENOSYS)
-    return 0;
-  prefix_error ("giving back %" PRIu64 " bytes at offset %" PRIu64, len,
-                offset);
-  return -1;
-}
-
-int
 vhd_zero_file_range (struct io *io, uint64_t offset, uint64_t len)
 {
   uint8_t *zeros;
-  int r = vhd_try_punch (io, offset, len);
+  int r = io_try_punch (io, offset, len);
 
   if (r != 0)
     return r == 1 ? 0 : -1;
@@ -262,7 +248,7 @@ vhd_release_freed (struct vhd_disk *d)
          j++)
       len += bb;
     if (start < end
-        && vhd_try_punch (d->io, start, MIN (len, end - start)) == -1)
+        && io_try_punch (d->io, start, MIN (len, end - start)) == -1)
       return -1;
   }
   if (s->trailer_ok && s->footer_pos > end

@@ -669,13 +669,45 @@ may_zero_block (uint64_t e, unsigned flags)
   return true;
 }
 
+/* Part of a block whose every sector is stored in this file: with
+ * MAY_UNMAP its bytes become a hole in the file (the file system zeroes
+ * partial host blocks), so a guest's discard gives the space back even
+ * where it does not cover whole blocks.  No metadata changes: it is a
+ * write in place of zeros.  The bytes done, 0 to leave the part to the
+ * core (it writes zero data), or -1. */
+static int64_t
+zero_part (struct vhd_disk *d, uint64_t offset, uint64_t count,
+           unsigned flags)
+{
+  struct vhdx *v = d->priv;
+  uint64_t bs = v->md.block_size, block = offset / bs, in = offset % bs, e;
+  uint64_t block_len = MIN (bs, d->size - block * bs);
+  uint64_t n = MIN (count, block_len - in);
+  unsigned s;
+  int r;
+
+  if (!(flags & VHD_ZERO_MAY_UNMAP))
+    return 0;
+  if (vhdx_get_entry (v, vhdx_bat_payload_index (&v->geo, block), &e) == -1)
+    return -1;
+  s = vhdx_bat_state (e);
+  if (s != VHDX_PAYLOAD_FULLY_PRESENT
+      && !(s == VHDX_PAYLOAD_PARTIALLY_PRESENT && all_present (d, block, in, n)))
+    return 0;
+  if (vhdx_begin_update (d, !(flags & ZERO_VIEW_UNCHANGED)) == -1)
+    return -1;
+  r = io_try_punch (d->io, vhdx_bat_offset (e) + in, n);
+  return r == 1 ? (int64_t) n : r;
+}
+
 /* The zero op: whole blocks become PAYLOAD_BLOCK_ZERO (file offset 0),
  * through the log; the storage of blocks that held data (MAY_UNMAP) is
  * released once that is durable (vhdx-space.c).  ZERO rather than
  * NOT_PRESENT: in a differencing disk it hides the parent, and in a base
- * disk the two read the same.  Partial blocks, and allocated blocks
- * without MAY_UNMAP, are left to the core (it writes zero data).  A
- * fixed image keeps its blocks allocated (LeaveBlocksAllocated). */
+ * disk the two read the same.  Parts of blocks are punched (zero_part);
+ * allocated blocks without MAY_UNMAP are left to the core (it writes
+ * zero data).  A fixed image keeps its blocks allocated
+ * (LeaveBlocksAllocated). */
 int64_t
 vhdx_zero (struct vhd_disk *d, uint64_t offset, uint64_t count,
            unsigned flags)
@@ -686,8 +718,8 @@ vhdx_zero (struct vhd_disk *d, uint64_t offset, uint64_t count,
 
   if (v->md.leave_blocks_allocated && !v->md.has_parent)
     return 0;
-  if (offset % bs)
-    return 0;
+  if (offset % bs || count < MIN (bs, d->size - block * bs))
+    return zero_part (d, offset, count, flags);
   if (batch_commit (d) == -1
       || vhdx_begin_update (d, !(flags & ZERO_VIEW_UNCHANGED)) == -1)
     return -1;

@@ -1080,6 +1080,74 @@ Test (files, discard_gives_host_space_back, .timeout = 120)
   free (view);
 }
 
+/* A discard of part of a block leaves the block allocated and punches
+ * its bytes in the file; a zero without MAY_UNMAP keeps them allocated. */
+Test (files, discard_of_part_of_a_block_gives_host_space_back,
+      .timeout = 120)
+{
+  struct vhd_disk *d = create_file ("part.vhdx", 16 * MiB, 4 * MiB, NULL);
+  uint8_t *view = calloc (1, 16 * MiB);
+  uint64_t before, after, kept;
+
+  fill (d, view, 0, 16 * MiB, 1);
+  cr_assert_eq (vhd_flush (d), 0);
+  before = file_blocks ("part.vhdx");
+  /* 2 MiB inside block 1, and a piece across blocks 2 and 3 */
+  cr_assert_eq (vhd_discard (d, 5 * MiB, 2 * MiB), 0, "%s", vhd_get_error ());
+  cr_assert_eq (vhd_discard (d, 11 * MiB + 512, 2 * MiB), 0, "%s",
+                vhd_get_error ());
+  memset (view + 5 * MiB, 0, 2 * MiB);
+  memset (view + 11 * MiB + 512, 0, 2 * MiB);
+  for (uint64_t b = 1; b < 4; b++)
+    cr_expect_eq (bat_state (d, b), VHDX_PAYLOAD_FULLY_PRESENT,
+                  "block %" PRIu64, b);
+  expect_view (d, view, 16 * MiB, "after the discards");
+  cr_assert_eq (vhd_flush (d), 0);
+  after = file_blocks ("part.vhdx");
+  cr_log_info ("partial discards of 4 MiB: host allocation %" PRIu64
+               " -> %" PRIu64 " bytes", before, after);
+  cr_expect_leq (after + 3 * MiB, before);
+  cr_assert_eq (vhd_write_zeroes (d, 14 * MiB, MiB, 0), 0, "%s",
+                vhd_get_error ());
+  memset (view + 14 * MiB, 0, MiB);
+  cr_assert_eq (vhd_flush (d), 0);
+  kept = file_blocks ("part.vhdx");
+  cr_expect_geq (kept, after, "a zero without MAY_UNMAP kept its space");
+  vhd_close (d);
+  expect_file_view ("part.vhdx", view, 16 * MiB);
+  qemu_verify ("part.vhdx", view, 16 * MiB);
+  free (view);
+}
+
+/* In a differencing disk, present sectors are punched and still hide
+ * the parent; a discard that also covers sectors the child does not
+ * hold is written as zeros (the bitmap then marks them present). */
+Test (files, differencing_partial_discard_still_hides_the_parent,
+      .timeout = 120)
+{
+  struct vhd_disk *d = create_file ("pbase.vhdx", 8 * MiB, MiB, NULL);
+  uint8_t *view = calloc (1, 8 * MiB);
+
+  fill (d, view, 0, 8 * MiB, 1);
+  vhd_close (d);
+  d = create_file ("pchild.vhdx", 0, MiB, "pbase.vhdx");
+  fill (d, view, 2 * MiB + 64 * 1024, 256 * 1024, 2);
+  cr_assert_eq (bat_state (d, 2), VHDX_PAYLOAD_PARTIALLY_PRESENT);
+  /* inside what the child holds: punched */
+  cr_assert_eq (vhd_discard (d, 2 * MiB + 128 * 1024, 64 * 1024), 0, "%s",
+                vhd_get_error ());
+  memset (view + 2 * MiB + 128 * 1024, 0, 64 * 1024);
+  /* over the edge of it: zeros over the parent too */
+  cr_assert_eq (vhd_discard (d, 2 * MiB + 256 * 1024, 256 * 1024), 0, "%s",
+                vhd_get_error ());
+  memset (view + 2 * MiB + 256 * 1024, 0, 256 * 1024);
+  expect_view (d, view, 8 * MiB, "child after the discards");
+  cr_assert_eq (vhd_flush (d), 0);
+  vhd_close (d);
+  expect_file_view ("pchild.vhdx", view, 8 * MiB); /* qemu: no VHDX chains */
+  free (view);
+}
+
 /* qemu-io reads 0x77 over [129 GiB, +1 MiB) and zeros after it. */
 static void
 qemu_reads_77 (const char *name)
