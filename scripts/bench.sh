@@ -26,6 +26,11 @@
 #            for ours, 10 s (QUICK=1: 5 s) for qemu-nbd, whose vhdx driver has
 #            no allocation map, so it would read all 2 TiB); the server's peak
 #            RSS (VmHWM) is read before it is stopped.  The goal: ours <= 64 MiB
+#   flush    vhd-nbd-server vs qemu-nbd -t -e 8 on a fully allocated 2 GiB
+#            dynamic vhdx (16 MiB blocks, made once by qemu-img/qemu-io, a
+#            fresh copy per server): fio 4k random writes, and a 50/50 random
+#            read/write mix, qd16, with a flush after every 16 writes (10 s
+#            each, QUICK=1: 4 s), as a VM's guest sends them
 #
 # Output: build/bench/results.tsv (peerbench's raw TSV, plus "# bench"/"# pair"
 # comment lines that describe the run), build/bench/table.md (markdown table,
@@ -34,7 +39,7 @@
 #
 # Environment:
 #   BENCH_RUNS [3]        runs per row (medians over them)
-#   BENCH_ONLY [all]      convert, nbd, fuse, compact or memory (comma/space separated list)
+#   BENCH_ONLY [all]      convert, nbd, fuse, compact, memory or flush (comma/space separated list)
 #   QUICK=1               shorter fio runs (passed to peerbench)
 #   BENCH_NBD_DIRECT=1    nbd also: vhd-nbd-server --cache=none vs qemu-nbd
 #                         --cache=none --aio=native on vhdx
@@ -42,7 +47,8 @@
 #                         (~3.3 GiB allocated: 4 GiB sparse raw + vhd + vhdx + work files;
 #                         compact adds ~4 GiB: its 2 GiB vhdx and vhd, and ~3 GiB more
 #                         while it runs: a 2 GiB work copy and a 1 GiB qemu-img output;
-#                         memory adds a 2 GiB sparse file, ~150 MiB allocated)
+#                         memory adds a 2 GiB sparse file, ~150 MiB allocated;
+#                         flush 2 GiB, and 2 GiB more while it runs)
 #   PEERBENCH             path of peerbench.sh [../shared/bench/peerbench.sh]
 #   B [build]             build directory: tools, and build/bench for the output
 #   BENCH_BIN [$B]        take vhdtool, vhd-nbd-server and vhdfuse from this directory
@@ -64,10 +70,10 @@ fi
 
 RUNS=${BENCH_RUNS:-3}
 case $RUNS in ''|*[!0-9]*|0) echo "bench: BENCH_RUNS must be a positive integer" >&2; exit 2;; esac
-ONLY=${BENCH_ONLY:-convert nbd fuse compact memory}
+ONLY=${BENCH_ONLY:-convert nbd fuse compact memory flush}
 ONLY=" ${ONLY//,/ } "
 for s in $ONLY; do
-  case $s in convert|nbd|fuse|compact|memory) ;; *) echo "bench: BENCH_ONLY: unknown suite '$s' (convert, nbd, fuse, compact, memory)" >&2; exit 2;; esac
+  case $s in convert|nbd|fuse|compact|memory|flush) ;; *) echo "bench: BENCH_ONLY: unknown suite '$s' (convert, nbd, fuse, compact, memory, flush)" >&2; exit 2;; esac
 done
 want() { [[ $ONLY == *" $1 "* ]]; }
 
@@ -326,6 +332,71 @@ fi
 # memory is not a peerbench workload either: bench.sh starts the servers
 # itself, to read their peak RSS (VmHWM) from /proc before it stops them;
 # rows in peerbench's format, suite "memory".
+# The server of the moment (memory and flush suites, bench.sh's own rows):
+# MSRV its pid, serving on MSOCK (MURI), logging to MLOG.  A server of ours
+# is never left behind: stopped on every exit path.
+MSRV= MSOCK= MURI= MLOG=/dev/null
+alive() { local s; s=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1); [ -n "$s" ] && [ "$s" != Z ]; }
+mstop() { # stop MSRV: TERM, up to 5 s, then KILL
+  local i
+  if [ -n "$MSRV" ]; then
+    kill -TERM "$MSRV" 2>/dev/null
+    for i in $(seq 50); do alive "$MSRV" || break; sleep 0.1; done
+    alive "$MSRV" && { echo "bench: server $MSRV ignored SIGTERM: killed" >>"$MLOG"; kill -KILL "$MSRV" 2>/dev/null; }
+    wait "$MSRV" 2>/dev/null
+  fi
+  MSRV=; rm -f "$MSOCK"
+}
+mstart() { # CMD...: the server in the background, MSRV its pid -> 0 once it serves
+  local i
+  rm -f "$MSOCK"
+  echo "## $(date -u +%T) $*" >>"$MLOG"
+  "$@" </dev/null >>"$MLOG" 2>&1 &
+  MSRV=$!
+  for i in $(seq 300); do
+    alive "$MSRV" || { wait "$MSRV" 2>/dev/null; echo "## server exited" >>"$MLOG"; MSRV=; return 1; }
+    [ -S "$MSOCK" ] && nbdinfo --size "$MURI" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "## server not ready after 30 s" >>"$MLOG"; mstop; return 1
+}
+pstat() { # PID -> "cpu_s VmHWM_KB VmRSS_KB" (the whole process: all threads)
+  awk -v tck="$(getconf CLK_TCK)" '
+    FNR == 1 && FILENAME ~ /stat$/ { sub(/.*\) /, ""); cpu = ($12 + $13) / tck }
+    /^VmHWM:/ { h = $2 } /^VmRSS:/ { r = $2 }
+    END { printf "%.2f %s %s\n", cpu, h, r }' "/proc/$1/stat" "/proc/$1/status"
+}
+
+# mcpu SRV_CPU0 SRV_CPU1 CLIENT_CPU STAT0 STAT1 T0 T1 -> "server_cpu_s
+# other_pct steal_s" (as peerbench: other = the rest of the machine, % of
+# a core over the wall time T1-T0; STAT = cpustat's "busy steal")
+mcpu() {
+  awk -v a="$1" -v b="$2" -v c="$3" -v x0="$4" -v x1="$5" -v t0="$6" -v t1="$7" \
+      -v tck="$(getconf CLK_TCK)" 'BEGIN { s = b - a; split(x0, p, " "); split(x1, q, " ")
+    o = (q[1] - p[1]) / tck - s - c; w = t1 - t0
+    printf "%.2f %.0f %.2f\n", s, (o > 0 ? o : 0) * 100 / w, (q[2] - p[2]) / tck }'
+}
+mpct() { awk -v c="$1" -v w="$2" 'BEGIN{ if (w > 0) printf "%.0f", 100*c/w; else print "-"}'; }
+
+# fio_sum JSON -> "iops bw_Bps lat_us p99_us runtime_s client_cpu_s" of one
+# job, reads and writes together (latency: their mean weighted by I/Os).
+fio_sum() {
+  python3 - "$1" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))['jobs'][0]
+d = [j[k] for k in ('read', 'write') if j[k]['total_ios']]
+n = sum(x['total_ios'] for x in d) or 1
+print('%.0f %.0f %.1f %.1f %.2f %.2f' % (
+    sum(x['iops'] for x in d), sum(x['bw_bytes'] for x in d),
+    sum(x['lat_ns']['mean'] * x['total_ios'] for x in d) / n / 1000,
+    max([x['clat_ns'].get('percentile', {}).get('99.000000', 0) for x in d] or [0]) / 1000,
+    j['job_runtime'] / 1000, (j['usr_cpu'] + j['sys_cpu']) * j['job_runtime'] / 1000 / 100))
+EOF
+}
+
+trap mstop EXIT
+trap 'exit 130' INT TERM HUP
+
 if want memory; then
   MDIR=$DATA/memory MLOG=$DATA/logs/memory.log
   mkdir -p "$MDIR" "$DATA/logs"
@@ -375,53 +446,8 @@ EOF
   MRT=10 OCAP=60 PCAP=10
   [ -n "${QUICK:-}" ] && MRT=4 OCAP=30 PCAP=5
   meta "memory: memory_fio_runtime=${MRT}s memory_nbdcopy_cap=${OCAP}s/${PCAP}s (ours/qemu-nbd)"
-  MSOCK=$MDIR/nbd.sock MSRV=
+  MSOCK=$MDIR/nbd.sock
   MURI="nbd+unix:///?socket=$MSOCK"
-  # A server of ours is never left behind: stopped on every exit path.
-  alive() { local s; s=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1); [ -n "$s" ] && [ "$s" != Z ]; }
-  mstop() { # stop MSRV: TERM, up to 5 s, then KILL
-    local i
-    if [ -n "$MSRV" ]; then
-      kill -TERM "$MSRV" 2>/dev/null
-      for i in $(seq 50); do alive "$MSRV" || break; sleep 0.1; done
-      alive "$MSRV" && { echo "bench: server $MSRV ignored SIGTERM: killed" >>"$MLOG"; kill -KILL "$MSRV" 2>/dev/null; }
-      wait "$MSRV" 2>/dev/null
-    fi
-    MSRV=; rm -f "$MSOCK"
-  }
-  trap mstop EXIT
-  trap 'exit 130' INT TERM HUP
-  mstart() { # CMD...: the server in the background, MSRV its pid -> 0 once it serves
-    local i
-    rm -f "$MSOCK"
-    echo "## $(date -u +%T) $*" >>"$MLOG"
-    "$@" </dev/null >>"$MLOG" 2>&1 &
-    MSRV=$!
-    for i in $(seq 300); do
-      alive "$MSRV" || { wait "$MSRV" 2>/dev/null; echo "## server exited" >>"$MLOG"; MSRV=; return 1; }
-      [ -S "$MSOCK" ] && nbdinfo --size "$MURI" >/dev/null 2>&1 && return 0
-      sleep 0.1
-    done
-    echo "## server not ready after 30 s" >>"$MLOG"; mstop; return 1
-  }
-  pstat() { # PID -> "cpu_s VmHWM_KB VmRSS_KB" (the whole process: all threads)
-    awk -v tck="$(getconf CLK_TCK)" '
-      FNR == 1 && FILENAME ~ /stat$/ { sub(/.*\) /, ""); cpu = ($12 + $13) / tck }
-      /^VmHWM:/ { h = $2 } /^VmRSS:/ { r = $2 }
-      END { printf "%.2f %s %s\n", cpu, h, r }' "/proc/$1/stat" "/proc/$1/status"
-  }
-
-  # mcpu SRV_CPU0 SRV_CPU1 CLIENT_CPU STAT0 STAT1 T0 T1 -> "server_cpu_s
-  # other_pct steal_s" (as peerbench: other = the rest of the machine, % of
-  # a core over the wall time T1-T0; STAT = cpustat's "busy steal")
-  mcpu() {
-    awk -v a="$1" -v b="$2" -v c="$3" -v x0="$4" -v x1="$5" -v t0="$6" -v t1="$7" \
-        -v tck="$(getconf CLK_TCK)" 'BEGIN { s = b - a; split(x0, p, " "); split(x1, q, " ")
-      o = (q[1] - p[1]) / tck - s - c; w = t1 - t0
-      printf "%.2f %.0f %.2f\n", s, (o > 0 ? o : 0) * 100 / w, (q[2] - p[2]) / tck }'
-  }
-  mpct() { awk -v c="$1" -v w="$2" 'BEGIN{ if (w > 0) printf "%.0f", 100*c/w; else print "-"}'; }
-
   # memory_one TARGET NBDCOPY_CAP CMD...: one server lifetime -> 3 rows.
   memory_one() {
     local t=$1 cap=$2 v=verify=FAIL c0 h0 r0 c1 h1 r1 c2 h2 r2 s0 s1 t0 t1 tl rc res
@@ -444,14 +470,7 @@ EOF
         --output-format=json --output="$jf" >>"$MLOG" 2>&1; rc=$?
     t1=$(date +%s.%N); s1=$(cpustat); read -r c2 h1 r1 < <(pstat "$MSRV")
     res=
-    [ $rc = 0 ] && res=$(python3 - "$jf" <<'EOF'
-import json, sys
-j = json.load(open(sys.argv[1]))['jobs'][0]; d = j['read']
-print('%.0f %.0f %.1f %.1f %.2f %.2f' % (d['iops'], d['bw_bytes'], d['lat_ns']['mean'] / 1000,
-      d['clat_ns'].get('percentile', {}).get('99.000000', 0) / 1000, j['job_runtime'] / 1000,
-      (j['usr_cpu'] + j['sys_cpu']) * j['job_runtime'] / 1000 / 100))
-EOF
-)
+    [ $rc = 0 ] && res=$(fio_sum "$jf")
     if [ -n "$res" ]; then
       set -- $res     # iops bw_Bps lat_us p99_us runtime_s client_cpu_s
       read -r scpu oth steal < <(mcpu "$c1" "$c2" "$6" "$s0" "$s1" "$t0" "$t1")
@@ -502,6 +521,65 @@ EOF
     echo "# $(date -u +%FT%TZ) $(hostname) nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg) mode=memory run $i/$RUNS" >>"$OUT"
     have qemu-nbd && memory_one qemu-nbd-2tib-vhdx "$PCAP" qemu-nbd -r -f vhdx -t -e 8 -k "$MSOCK" "$MDIR/big.vhdx"
     memory_one vhd-nbd-server-2tib-vhdx "$OCAP" "$NBDSRV" -r -k "$MSOCK" "$MDIR/big.vhdx"
+  done
+fi
+
+# flush: what a VM's guest sends, 4k random I/O qd16 with a flush after
+# every 16 writes, on a fully allocated dynamic vhdx (every write in place,
+# so the flushes only make data durable); a fresh copy for each server.
+if want flush; then
+  FDIR=$DATA/flush MLOG=$DATA/logs/flush.log
+  MSOCK=$FDIR/nbd.sock MURI="nbd+unix:///?socket=$FDIR/nbd.sock"
+  mkdir -p "$FDIR" "$DATA/logs"
+  if [ ! -f "$FDIR/full.vhdx" ]; then
+    say "flush data set in $FDIR (2 GiB dynamic vhdx, 16 MiB blocks, all written)"
+    qemu-img create -q -f vhdx -o subformat=dynamic,block_size=16M "$FDIR/full.tmp" 2G >>"$MLOG" 2>&1 &&
+    qemu-io -f vhdx -c 'write -P 0x5a 0 1G' -c 'write -P 0x5a 1G 1G' "$FDIR/full.tmp" >>"$MLOG" 2>&1 &&
+    mv "$FDIR/full.tmp" "$FDIR/full.vhdx" ||
+      { rm -f "$FDIR/full.tmp"; echo "bench: cannot make the flush data set (log: $MLOG)" >&2; exit 1; }
+  fi
+  FRT=10; [ -n "${QUICK:-}" ] && FRT=4
+  meta "flush: fio_runtime=${FRT}s image=2 GiB dynamic vhdx, 16 MiB blocks, fully allocated"
+
+  # flush_one TARGET CMD...: one server, both workloads.
+  flush_one() {
+    local t=$1 wl rw mix rc res c1 c2 s0 s1 t0 t1 scpu oth steal
+    local jf=$DATA/logs/flush.fio.json
+    shift
+    cp --sparse=always "$FDIR/full.vhdx" "$FDIR/work.vhdx" && sync "$FDIR/work.vhdx"
+    if ! mstart "$@"; then
+      crow nbd "$t" randwrite4k-qd16-flush16 - - - - - - - - - - - - "server failed (log: $MLOG)"
+      return
+    fi
+    for wl in randwrite4k-qd16-flush16 randrw4k-qd16-flush16; do
+      rw=randwrite mix=; [ "$wl" = randrw4k-qd16-flush16 ] && rw=randrw mix=--rwmixread=50
+      read -r c1 _ < <(pstat "$MSRV"); s0=$(cpustat); t0=$(date +%s.%N)
+      fio --name="$wl" --ioengine=nbd --uri="$MURI" --rw="$rw" $mix --bs=4k \
+          --iodepth=16 --fsync=16 --time_based --runtime="$FRT" \
+          --output-format=json --output="$jf" >>"$MLOG" 2>&1; rc=$?
+      t1=$(date +%s.%N); s1=$(cpustat); read -r c2 _ < <(pstat "$MSRV")
+      res=; [ $rc = 0 ] && res=$(fio_sum "$jf")
+      if [ -z "$res" ]; then
+        crow nbd "$t" "$wl" - - - - - - - - - - - - "fio failed rc=$rc (log: $MLOG)"
+        continue
+      fi
+      set -- $res     # iops bw_Bps lat_us p99_us runtime_s client_cpu_s
+      read -r scpu oth steal < <(mcpu "$c1" "$c2" "$6" "$s0" "$s1" "$t0" "$t1")
+      crow nbd "$t" "$wl" "$5" "$(awk -v b="$2" 'BEGIN{printf "%.0f", b/1e6}')" - "$1" "$3" "$4" \
+        "$scpu" "$(mpct "$scpu" "$5")" "$(mpct "$6" "$5")" "$oth" - - \
+        "fio nbd engine, 1 connection, flush every 16 writes, IOPS = reads + writes; steal=${steal}s"
+    done
+    mstop
+    rm -f "$FDIR/work.vhdx"
+  }
+
+  pair "NBD vhdx flush" vhd-nbd-server-vhdx-flush qemu-nbd-vhdx-flush '' \
+       '2 GiB vhdx, fully allocated'
+  for i in $(seq "$RUNS"); do
+    say "flush run $i/$RUNS"
+    echo "# $(date -u +%FT%TZ) $(hostname) nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg) mode=flush run $i/$RUNS" >>"$OUT"
+    have qemu-nbd && flush_one qemu-nbd-vhdx-flush qemu-nbd -f vhdx -t -e 8 -k "$MSOCK" "$FDIR/work.vhdx"
+    flush_one vhd-nbd-server-vhdx-flush "$NBDSRV" -k "$MSOCK" "$FDIR/work.vhdx"
   done
 fi
 
