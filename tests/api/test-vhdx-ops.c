@@ -839,6 +839,38 @@ expect_file_view (const char *name, const uint8_t *view, uint64_t size)
   vhd_close (d);
 }
 
+/* Discard [off, off + len) of d and of view. */
+static void
+discard_range (struct vhd_disk *d, uint8_t *view, uint64_t off, uint64_t len)
+{
+  cr_assert_eq (vhd_discard (d, off, len), 0, "%s", vhd_get_error ());
+  memset (view + off, 0, len);
+}
+
+/* The host bytes of name once d is flushed (before: for the log). */
+static uint64_t
+flushed_blocks (struct vhd_disk *d, const char *name, const char *what,
+                uint64_t before)
+{
+  uint64_t after;
+
+  cr_assert_eq (vhd_flush (d), 0, "%s", vhd_get_error ());
+  after = file_blocks (name);
+  cr_log_info ("%s: host allocation %" PRIu64 " -> %" PRIu64 " bytes", what,
+               before, after);
+  return after;
+}
+
+/* Close d; the file reads view through us and through qemu-img. */
+static void
+close_and_verify (struct vhd_disk *d, const char *name, const uint8_t *view,
+                  uint64_t size)
+{
+  vhd_close (d);
+  expect_file_view (name, view, size);
+  qemu_verify (name, view, size);
+}
+
 TestSuite (files, .init = dir_setup, .fini = dir_teardown);
 
 /* Half of the blocks hold zeros: compact gives their space back. */
@@ -1064,19 +1096,12 @@ Test (files, discard_gives_host_space_back, .timeout = 120)
   fill (d, view, 0, 16 * MiB, 1);
   cr_assert_eq (vhd_flush (d), 0);
   before = file_blocks ("sparse.vhdx");
-  cr_assert_eq (vhd_discard (d, 2 * MiB, 8 * MiB), 0, "%s",
-                vhd_get_error ());
-  memset (view + 2 * MiB, 0, 8 * MiB);
-  cr_assert_eq (vhd_flush (d), 0);
-  after = file_blocks ("sparse.vhdx");
-  cr_log_info ("discard of 8 MiB: host allocation %" PRIu64 " -> %" PRIu64
-               " bytes", before, after);
+  discard_range (d, view, 2 * MiB, 8 * MiB);
+  after = flushed_blocks (d, "sparse.vhdx", "discard of 8 MiB", before);
   /* Up to 1 MiB of slack: the log entry may land in a part of the log
    * not yet allocated, and punching splits extents (tree blocks). */
   cr_expect_leq (after + 7 * MiB, before);
-  vhd_close (d);
-  expect_file_view ("sparse.vhdx", view, 32 * MiB);
-  qemu_verify ("sparse.vhdx", view, 32 * MiB);
+  close_and_verify (d, "sparse.vhdx", view, 32 * MiB);
   free (view);
 }
 
@@ -1093,29 +1118,21 @@ Test (files, discard_of_part_of_a_block_gives_host_space_back,
   cr_assert_eq (vhd_flush (d), 0);
   before = file_blocks ("part.vhdx");
   /* 2 MiB inside block 1, and a piece across blocks 2 and 3 */
-  cr_assert_eq (vhd_discard (d, 5 * MiB, 2 * MiB), 0, "%s", vhd_get_error ());
-  cr_assert_eq (vhd_discard (d, 11 * MiB + 512, 2 * MiB), 0, "%s",
-                vhd_get_error ());
-  memset (view + 5 * MiB, 0, 2 * MiB);
-  memset (view + 11 * MiB + 512, 0, 2 * MiB);
+  discard_range (d, view, 5 * MiB, 2 * MiB);
+  discard_range (d, view, 11 * MiB + 512, 2 * MiB);
   for (uint64_t b = 1; b < 4; b++)
     cr_expect_eq (bat_state (d, b), VHDX_PAYLOAD_FULLY_PRESENT,
                   "block %" PRIu64, b);
   expect_view (d, view, 16 * MiB, "after the discards");
-  cr_assert_eq (vhd_flush (d), 0);
-  after = file_blocks ("part.vhdx");
-  cr_log_info ("partial discards of 4 MiB: host allocation %" PRIu64
-               " -> %" PRIu64 " bytes", before, after);
+  after = flushed_blocks (d, "part.vhdx", "partial discards of 4 MiB",
+                          before);
   cr_expect_leq (after + 3 * MiB, before);
   cr_assert_eq (vhd_write_zeroes (d, 14 * MiB, MiB, 0), 0, "%s",
                 vhd_get_error ());
   memset (view + 14 * MiB, 0, MiB);
-  cr_assert_eq (vhd_flush (d), 0);
-  kept = file_blocks ("part.vhdx");
+  kept = flushed_blocks (d, "part.vhdx", "zeros without MAY_UNMAP", after);
   cr_expect_geq (kept, after, "a zero without MAY_UNMAP kept its space");
-  vhd_close (d);
-  expect_file_view ("part.vhdx", view, 16 * MiB);
-  qemu_verify ("part.vhdx", view, 16 * MiB);
+  close_and_verify (d, "part.vhdx", view, 16 * MiB);
   free (view);
 }
 
@@ -1133,14 +1150,9 @@ Test (files, differencing_partial_discard_still_hides_the_parent,
   d = create_file ("pchild.vhdx", 0, MiB, "pbase.vhdx");
   fill (d, view, 2 * MiB + 64 * 1024, 256 * 1024, 2);
   cr_assert_eq (bat_state (d, 2), VHDX_PAYLOAD_PARTIALLY_PRESENT);
-  /* inside what the child holds: punched */
-  cr_assert_eq (vhd_discard (d, 2 * MiB + 128 * 1024, 64 * 1024), 0, "%s",
-                vhd_get_error ());
-  memset (view + 2 * MiB + 128 * 1024, 0, 64 * 1024);
-  /* over the edge of it: zeros over the parent too */
-  cr_assert_eq (vhd_discard (d, 2 * MiB + 256 * 1024, 256 * 1024), 0, "%s",
-                vhd_get_error ());
-  memset (view + 2 * MiB + 256 * 1024, 0, 256 * 1024);
+  discard_range (d, view, 2 * MiB + 128 * 1024, 64 * 1024); /* punched */
+  /* over the edge of what the child holds: zeros over the parent too */
+  discard_range (d, view, 2 * MiB + 256 * 1024, 256 * 1024);
   expect_view (d, view, 8 * MiB, "child after the discards");
   cr_assert_eq (vhd_flush (d), 0);
   vhd_close (d);
