@@ -66,6 +66,9 @@ struct io_ops {
   int (*truncate) (struct io *io, uint64_t size);
   /* Give [offset, offset+count) back to the host; reads then see zeros. */
   int (*punch_hole) (struct io *io, uint64_t offset, uint64_t count);
+  /* OPTIONAL (NULL: cannot).  Make [offset, offset+count) read as zeros
+   * without writing them, keeping the space allocated on the host. */
+  int (*zero_range) (struct io *io, uint64_t offset, uint64_t count);
   /* Whether offset (< size) lies in data or in a hole of the host file,
    * and how far that run goes (at most to the end of the file). */
   int (*run_at) (struct io *io, uint64_t offset, bool *data,
@@ -114,18 +117,44 @@ io_get_size (struct io *io)
   return io->ops->get_size (io);
 }
 
+/* The result of an optional host operation: 1 done, 0 when the host
+ * cannot do it (the caller writes instead), -1 after set_error. */
+static inline int
+io_try_result (int r, const char *what, uint64_t offset, uint64_t len)
+{
+  if (r == 0)
+    return 1;
+  if (errno == EOPNOTSUPP || errno == ENOTSUP || errno == ENOSYS)
+    return 0;
+  prefix_error ("%s %" PRIu64 " bytes at offset %" PRIu64, what, len,
+                offset);
+  return -1;
+}
+
 /* Punch [offset, offset+len) (partial host blocks are zeroed): 1 done,
  * 0 when the host cannot punch, -1 after set_error. */
 static inline int
 io_try_punch (struct io *io, uint64_t offset, uint64_t len)
 {
-  if (len == 0 || io->ops->punch_hole (io, offset, len) == 0)
+  if (len == 0)
     return 1;
-  if (errno == EOPNOTSUPP || errno == ENOTSUP || errno == ENOSYS)
+  return io_try_result (io->ops->punch_hole (io, offset, len),
+                        "giving back", offset, len);
+}
+
+/* Make [offset, offset+len) read as zeros without writing them: punched
+ * when its space may go (unmap), else zeroed and kept allocated (a
+ * caller that asked for no hole must not find ENOSPC later).  1, 0 or
+ * -1 as io_try_punch. */
+static inline int
+io_try_zero (struct io *io, uint64_t offset, uint64_t len, bool unmap)
+{
+  if (unmap || len == 0)
+    return io_try_punch (io, offset, len);
+  if (io->ops->zero_range == NULL)
     return 0;
-  prefix_error ("giving back %" PRIu64 " bytes at offset %" PRIu64, len,
-                offset);
-  return -1;
+  return io_try_result (io->ops->zero_range (io, offset, len), "zeroing",
+                        offset, len);
 }
 
 /* Whether [offset, offset + length) of the file is all holes, taking no

@@ -160,6 +160,19 @@ file_punch_hole (struct io *io, uint64_t offset, uint64_t count)
   return 0;
 }
 
+static int
+file_zero_range (struct io *io, uint64_t offset, uint64_t count)
+{
+  struct io_file *f = (struct io_file *) io;
+
+  if (fallocate (f->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+                 (off_t) offset, (off_t) count) == -1) {
+    set_error (errno, "zero range: %s", strerror (errno));
+    return -1;
+  }
+  return 0;
+}
+
 /* SEEK_DATA/SEEK_HOLE; a file system without them is all data.  The
  * size is asked for only when it matters (ENXIO: a hole to the end, or
  * past the end): NBD block status calls this for every read. */
@@ -301,6 +314,7 @@ static const struct io_ops file_ops = {
   .get_size = file_get_size,
   .truncate = file_truncate,
   .punch_hole = file_punch_hole,
+  .zero_range = file_zero_range,
   .run_at = file_run_at,
   .allocated = file_allocated,
   .close = file_close,

@@ -209,6 +209,7 @@ static const struct io_ops mem_ops = {
   .get_size = mem_get_size,
   .truncate = mem_truncate,
   .punch_hole = mem_punch_hole,
+  .zero_range = mem_punch_hole, /* memory: both just zero */
   .run_at = mem_run_at,
   .allocated = mem_allocated,
   .close = mem_close,

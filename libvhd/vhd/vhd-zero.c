@@ -103,7 +103,8 @@ zero_in_block (struct vhd_disk *d, struct vhd_state *s, uint32_t block,
     return r == -1 ? -1 : (int64_t) len;
   }
   host = (uint64_t) sector * SECTOR_SIZE;
-  r = io_try_punch (d->io, host + s->bitmap_size + in_block, len);
+  r = io_try_zero (d->io, host + s->bitmap_size + in_block, len,
+                   flags & VHD_ZERO_MAY_UNMAP);
   if (r <= 0)
     return r;
   if (is_differencing (s) && mark_sectors (d, s, block, host, first, n) == -1)
@@ -120,7 +121,7 @@ vhd_op_zero (struct vhd_disk *d, uint64_t offset, uint64_t count,
   int r;
 
   if (s->footer.disk_type == VHD_DISK_FIXED) {
-    r = io_try_punch (d->io, offset, count);
+    r = io_try_zero (d->io, offset, count, flags & VHD_ZERO_MAY_UNMAP);
     return r == 1 ? (int64_t) count : r;
   }
   block = (uint32_t) (offset / bs);

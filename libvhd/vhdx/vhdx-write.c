@@ -672,9 +672,10 @@ may_zero_block (uint64_t e, unsigned flags)
 /* Part of a block whose every sector is stored in this file: with
  * MAY_UNMAP its bytes become a hole in the file (the file system zeroes
  * partial host blocks), so a guest's discard gives the space back even
- * where it does not cover whole blocks.  No metadata changes: it is a
- * write in place of zeros.  The bytes done, 0 to leave the part to the
- * core (it writes zero data), or -1. */
+ * where it does not cover whole blocks; without, they are zeroed in
+ * place and stay allocated.  No metadata changes: it is a write in place
+ * of zeros.  The bytes done, 0 to leave the part to the core (it writes
+ * zero data), or -1. */
 static int64_t
 zero_part (struct vhd_disk *d, uint64_t offset, uint64_t count,
            unsigned flags)
@@ -686,8 +687,6 @@ zero_part (struct vhd_disk *d, uint64_t offset, uint64_t count,
   unsigned s;
   int r;
 
-  if (!(flags & VHD_ZERO_MAY_UNMAP))
-    return 0;
   if (vhdx_get_entry (v, vhdx_bat_payload_index (&v->geo, block), &e) == -1)
     return -1;
   s = vhdx_bat_state (e);
@@ -696,7 +695,8 @@ zero_part (struct vhd_disk *d, uint64_t offset, uint64_t count,
     return 0;
   if (vhdx_begin_update (d, !(flags & ZERO_VIEW_UNCHANGED)) == -1)
     return -1;
-  r = io_try_punch (d->io, vhdx_bat_offset (e) + in, n);
+  r = io_try_zero (d->io, vhdx_bat_offset (e) + in, n,
+                   flags & VHD_ZERO_MAY_UNMAP);
   return r == 1 ? (int64_t) n : r;
 }
 
@@ -704,10 +704,10 @@ zero_part (struct vhd_disk *d, uint64_t offset, uint64_t count,
  * through the log; the storage of blocks that held data (MAY_UNMAP) is
  * released once that is durable (vhdx-space.c).  ZERO rather than
  * NOT_PRESENT: in a differencing disk it hides the parent, and in a base
- * disk the two read the same.  Parts of blocks are punched (zero_part);
- * allocated blocks without MAY_UNMAP are left to the core (it writes
- * zero data).  A fixed image keeps its blocks allocated
- * (LeaveBlocksAllocated). */
+ * disk the two read the same.  Parts of blocks are punched or zeroed in
+ * place (zero_part); whole allocated blocks without MAY_UNMAP are left to
+ * the core (it writes zero data).  A fixed image keeps its blocks and
+ * their space allocated (LeaveBlocksAllocated): zeroed in place only. */
 int64_t
 vhdx_zero (struct vhd_disk *d, uint64_t offset, uint64_t count,
            unsigned flags)
@@ -717,7 +717,7 @@ vhdx_zero (struct vhd_disk *d, uint64_t offset, uint64_t count,
   struct vhdx_stage *st;
 
   if (v->md.leave_blocks_allocated && !v->md.has_parent)
-    return 0;
+    return zero_part (d, offset, count, flags & ~VHD_ZERO_MAY_UNMAP);
   if (offset % bs || count < MIN (bs, d->size - block * bs))
     return zero_part (d, offset, count, flags);
   if (batch_commit (d) == -1

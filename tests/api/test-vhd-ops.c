@@ -6,6 +6,10 @@
  * test-vhd-check.c, crash safety in test-vhd-ops-crash.c.
  */
 #undef NDEBUG /* Keep test strong */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "api/vhd-ops-helpers.h"
 
 #define DISK (8 * MiB)
@@ -66,7 +70,7 @@ Test (zero, discard_frees_whole_blocks)
   free_image (&img);
 }
 
-Test (zero, write_zeroes_punches_without_writing_data)
+Test (zero, write_zeroes_without_writing_data)
 {
   struct image img;
   uint8_t *view = malloc (DISK);
@@ -77,9 +81,10 @@ Test (zero, write_zeroes_punches_without_writing_data)
   cr_assert_eq (vhd_write_zeroes (d, BLOCK + 64 * KiB, 128 * KiB,
                                   VHD_ZERO_FAST), 0, "%s", vhd_get_error ());
   memset (view + BLOCK + 64 * KiB, 0, 128 * KiB);
-  cr_expect_eq (io_mem_write_count (d->io) - before, 1, "one punch");
+  cr_expect_eq (io_mem_write_count (d->io) - before, 1, "one zeroing");
   cr_expect_eq (state_at (d, BLOCK), LAYER_DATA);
-  /* A whole block without MAY_UNMAP is punched too, and stays mapped. */
+  /* A whole block without MAY_UNMAP is zeroed in place too, and stays
+   * mapped. */
   cr_assert_eq (vhd_write_zeroes (d, 0, BLOCK, VHD_ZERO_FAST), 0);
   memset (view, 0, BLOCK);
   cr_expect_eq (state_at (d, 0), LAYER_DATA);
@@ -94,7 +99,7 @@ Test (zero, write_zeroes_punches_without_writing_data)
   free_image (&img);
 }
 
-Test (zero, fixed_disk_is_punched)
+Test (zero, fixed_disk_is_zeroed_without_writing_data)
 {
   struct image img;
   uint8_t *view = malloc (4 * MiB);
@@ -201,6 +206,67 @@ Test (zero, unmap_shows_the_parent_again)
 }
 
 /* --- compact (unmap + defragment) ---------------------------------------- */
+
+/* Host bytes of a file, once what is written has reached it (delayed
+ * allocation makes st_blocks lag before an fsync). */
+static uint64_t
+host_bytes (const char *name)
+{
+  struct stat st;
+  int fd = open (path_of (name), O_RDONLY);
+
+  cr_assert_neq (fd, -1, "%s", name);
+  cr_assert_eq (fsync (fd), 0);
+  cr_assert_eq (fstat (fd, &st), 0);
+  close (fd);
+  return (uint64_t) st.st_blocks * 512;
+}
+
+/* On a file: a zero without MAY_UNMAP (NBD's NO_HOLE) keeps the space
+ * allocated, a discard gives it back; both read as zeros. */
+static void
+zero_keeps_discard_frees (int type)
+{
+  uint8_t *view = malloc (DISK);
+  struct vhd_disk *d = create_file ("z.vhd", type, DISK,
+                                    type == VHD_TYPE_FIXED ? 0 : BLOCK, NULL);
+  uint64_t full, zeroed, discarded;
+
+  fill (d, view, 0, DISK, 6);
+  cr_assert_eq (vhd_flush (d), 0);
+  full = host_bytes ("z.vhd");
+  cr_assert_eq (vhd_write_zeroes (d, MiB, 2 * MiB, 0), 0, "%s",
+                vhd_get_error ());
+  memset (view + MiB, 0, 2 * MiB);
+  cr_assert_eq (vhd_flush (d), 0);
+  zeroed = host_bytes ("z.vhd");
+  cr_assert_eq (vhd_discard (d, 5 * MiB, 2 * MiB), 0, "%s",
+                vhd_get_error ());
+  memset (view + 5 * MiB, 0, 2 * MiB);
+  expect_view (d, view, DISK, "after zero and discard");
+  cr_assert_eq (vhd_flush (d), 0);
+  discarded = host_bytes ("z.vhd");
+  cr_log_info ("host bytes: %" PRIu64 " full, %" PRIu64 " after the zero, %"
+               PRIu64 " after the discard", full, zeroed, discarded);
+  cr_expect_geq (zeroed, full, "the zero without MAY_UNMAP freed space");
+  cr_expect_leq (discarded + 2 * MiB - 8 * KiB, zeroed,
+                 "the discard did not free its range");
+  vhd_close (d);
+  qemu_compare ("z.vhd", view, DISK);
+  free (view);
+}
+
+TestSuite (zero_files, .init = dir_setup, .fini = dir_teardown);
+
+Test (zero_files, dynamic_zero_keeps_space_discard_frees_it)
+{
+  zero_keeps_discard_frees (VHD_TYPE_DYNAMIC);
+}
+
+Test (zero_files, fixed_zero_keeps_space_discard_frees_it)
+{
+  zero_keeps_discard_frees (VHD_TYPE_FIXED);
+}
 
 TestSuite (compact, .init = dir_setup, .fini = dir_teardown);
 

@@ -1136,6 +1136,35 @@ Test (files, discard_of_part_of_a_block_gives_host_space_back,
   free (view);
 }
 
+/* A fixed VHDX keeps its space: zeros, even with MAY_UNMAP, are made in
+ * place without writing data (so a fast zero succeeds). */
+Test (files, fixed_zeroes_in_place_and_keeps_its_space, .timeout = 120)
+{
+  struct vhd_create_opts *o = vhd_create_opts_new ();
+  uint8_t *view = calloc (1, 8 * MiB);
+  struct vhd_disk *d;
+  uint64_t before, after;
+
+  cr_assert_not_null (o);
+  cr_assert_eq (vhd_create_opts_set_format (o, VHD_FORMAT_VHDX), 0);
+  cr_assert_eq (vhd_create_opts_set_type (o, VHD_TYPE_FIXED), 0);
+  cr_assert_eq (vhd_create_opts_set_size (o, 8 * MiB), 0);
+  d = vhd_create (path_of ("fixed.vhdx"), o);
+  vhd_create_opts_free (o);
+  cr_assert_not_null (d, "%s", vhd_get_error ());
+  fill (d, view, 0, 8 * MiB, 3);
+  cr_assert_eq (vhd_flush (d), 0);
+  before = file_blocks ("fixed.vhdx");
+  cr_assert_eq (vhd_write_zeroes (d, MiB + 512, 3 * MiB,
+                                  VHD_ZERO_FAST | VHD_ZERO_MAY_UNMAP), 0,
+                "%s", vhd_get_error ());
+  memset (view + MiB + 512, 0, 3 * MiB);
+  after = flushed_blocks (d, "fixed.vhdx", "zeros in a fixed VHDX", before);
+  cr_expect_geq (after, before, "a fixed VHDX gave space back");
+  close_and_verify (d, "fixed.vhdx", view, 8 * MiB);
+  free (view);
+}
+
 /* In a differencing disk, present sectors are punched and still hide
  * the parent; a discard that also covers sectors the child does not
  * hold is written as zeros (the bitmap then marks them present). */
