@@ -704,9 +704,9 @@ zero_part (struct vhd_disk *d, uint64_t offset, uint64_t count,
  * through the log; the storage of blocks that held data (MAY_UNMAP) is
  * released once that is durable (vhdx-space.c).  ZERO rather than
  * NOT_PRESENT: in a differencing disk it hides the parent, and in a base
- * disk the two read the same.  Parts of blocks are punched or zeroed in
- * place (zero_part); whole allocated blocks without MAY_UNMAP are left to
- * the core (it writes zero data).  A fixed image keeps its blocks and
+ * disk the two read the same.  Parts of blocks, and whole blocks that
+ * hold data when MAY_UNMAP is not given, are punched or zeroed in place
+ * (zero_part).  A fixed image keeps its blocks and
  * their space allocated (LeaveBlocksAllocated): zeroed in place only. */
 int64_t
 vhdx_zero (struct vhd_disk *d, uint64_t offset, uint64_t count,
@@ -753,6 +753,8 @@ vhdx_zero (struct vhd_disk *d, uint64_t offset, uint64_t count,
     return -1;
   }
   free (st);
+  if (done == 0) /* the first block holds data, and MAY_UNMAP is not given */
+    return zero_part (d, offset, count, flags);
   return (int64_t) done;
 fail:
   vhdx_abandon (d, st);
