@@ -6,10 +6,7 @@
  * test-vhd-check.c, crash safety in test-vhd-ops-crash.c.
  */
 #undef NDEBUG /* Keep test strong */
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
+#include "api/host-bytes.h"
 #include "api/vhd-ops-helpers.h"
 
 #define DISK (8 * MiB)
@@ -207,21 +204,6 @@ Test (zero, unmap_shows_the_parent_again)
 
 /* --- compact (unmap + defragment) ---------------------------------------- */
 
-/* Host bytes of a file, once what is written has reached it (delayed
- * allocation makes st_blocks lag before an fsync). */
-static uint64_t
-host_bytes (const char *name)
-{
-  struct stat st;
-  int fd = open (path_of (name), O_RDONLY);
-
-  cr_assert_neq (fd, -1, "%s", name);
-  cr_assert_eq (fsync (fd), 0);
-  cr_assert_eq (fstat (fd, &st), 0);
-  close (fd);
-  return (uint64_t) st.st_blocks * 512;
-}
-
 /* On a file: a zero without MAY_UNMAP (NBD's NO_HOLE) keeps the space
  * allocated, a discard gives it back; both read as zeros. */
 static void
@@ -234,18 +216,18 @@ zero_keeps_discard_frees (int type)
 
   fill (d, view, 0, DISK, 6);
   cr_assert_eq (vhd_flush (d), 0);
-  full = host_bytes ("z.vhd");
+  full = host_bytes (path_of ("z.vhd"));
   cr_assert_eq (vhd_write_zeroes (d, MiB, 2 * MiB, 0), 0, "%s",
                 vhd_get_error ());
   memset (view + MiB, 0, 2 * MiB);
   cr_assert_eq (vhd_flush (d), 0);
-  zeroed = host_bytes ("z.vhd");
+  zeroed = host_bytes (path_of ("z.vhd"));
   cr_assert_eq (vhd_discard (d, 5 * MiB, 2 * MiB), 0, "%s",
                 vhd_get_error ());
   memset (view + 5 * MiB, 0, 2 * MiB);
   expect_view (d, view, DISK, "after zero and discard");
   cr_assert_eq (vhd_flush (d), 0);
-  discarded = host_bytes ("z.vhd");
+  discarded = host_bytes (path_of ("z.vhd"));
   cr_log_info ("host bytes: %" PRIu64 " full, %" PRIu64 " after the zero, %"
                PRIu64 " after the discard", full, zeroed, discarded);
   cr_expect_geq (zeroed, full, "the zero without MAY_UNMAP freed space");
