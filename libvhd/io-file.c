@@ -147,30 +147,33 @@ file_truncate (struct io *io, uint64_t size)
   return 0;
 }
 
+/* fallocate with KEEP_SIZE: the size stays, only the range changes. */
 static int
-file_punch_hole (struct io *io, uint64_t offset, uint64_t count)
+file_fallocate (struct io *io, int mode, const char *what, uint64_t offset,
+                uint64_t count)
 {
   struct io_file *f = (struct io_file *) io;
 
-  if (fallocate (f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                 (off_t) offset, (off_t) count) == -1) {
-    set_error (errno, "punch hole: %s", strerror (errno));
+  if (fallocate (f->fd, mode | FALLOC_FL_KEEP_SIZE, (off_t) offset,
+                 (off_t) count) == -1) {
+    set_error (errno, "%s: %s", what, strerror (errno));
     return -1;
   }
   return 0;
 }
 
 static int
+file_punch_hole (struct io *io, uint64_t offset, uint64_t count)
+{
+  return file_fallocate (io, FALLOC_FL_PUNCH_HOLE, "punch hole", offset,
+                         count);
+}
+
+static int
 file_zero_range (struct io *io, uint64_t offset, uint64_t count)
 {
-  struct io_file *f = (struct io_file *) io;
-
-  if (fallocate (f->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
-                 (off_t) offset, (off_t) count) == -1) {
-    set_error (errno, "zero range: %s", strerror (errno));
-    return -1;
-  }
-  return 0;
+  return file_fallocate (io, FALLOC_FL_ZERO_RANGE, "zero range", offset,
+                         count);
 }
 
 /* SEEK_DATA/SEEK_HOLE; a file system without them is all data.  The
