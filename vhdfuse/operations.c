@@ -3,7 +3,9 @@
  * Every regular file of the mount is a window onto the one disk handle
  * (files.c); an open file carries a copy of its window in fi->fh, so I/O
  * never looks at paths (nullpath_ok) and a partition file keeps working
- * when the table is rescanned.  Reads and writes are clipped to the
+ * when the table is rescanned.  The copies are also on a list: a file
+ * still open when the session ends never gets its release, and destroy
+ * frees it.  Reads and writes are clipped to the
  * window: a read at or past its end is end of file, a write there fails
  * with ENOSPC and a write across it is short, as with a block device.
  *
@@ -37,6 +39,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +60,18 @@
 struct vhdfuse_state vf;
 
 static atomic_bool dirty;            /* written since the last flush */
+
+/* An open file: its window, on the list of open files.  The kernel sends
+ * a release after close(2) without waiting for it, so an unmount can end
+ * the session with releases never delivered; destroy frees what is left. */
+struct open_file {
+  struct window w;
+  struct open_file *prev, *next;
+};
+
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct open_file open_files = { .prev = &open_files,
+                                       .next = &open_files };
 
 /* ---------------------------------------------------------------- errors */
 
@@ -103,7 +118,34 @@ fuse_error (void)
 static const struct window *
 file_window (const struct fuse_file_info *fi)
 {
-  return (const struct window *) (uintptr_t) fi->fh;
+  return &((const struct open_file *) (uintptr_t) fi->fh)->w;
+}
+
+static struct open_file *
+open_file_new (const struct window *w)
+{
+  struct open_file *f = malloc (sizeof *f);
+
+  if (f == NULL)
+    return NULL;
+  f->w = *w;
+  pthread_mutex_lock (&open_lock);
+  f->next = &open_files;
+  f->prev = open_files.prev;
+  open_files.prev->next = f;
+  open_files.prev = f;
+  pthread_mutex_unlock (&open_lock);
+  return f;
+}
+
+static void
+open_file_free (struct open_file *f)
+{
+  pthread_mutex_lock (&open_lock);
+  f->prev->next = f->next;
+  f->next->prev = f->prev;
+  pthread_mutex_unlock (&open_lock);
+  free (f);
 }
 
 static void
@@ -176,6 +218,8 @@ vf_destroy (void *private_data)
 {
   struct vhd_disk *disk = vf.disk;
 
+  while (open_files.next != &open_files)
+    open_file_free (open_files.next);
   if (disk == NULL)
     return;
   if (vhd_flush (disk) == -1) {
@@ -214,7 +258,8 @@ vf_readdir (const char *path, void *buf, fuse_fill_dir_t filler,
 static int
 vf_open (const char *path, struct fuse_file_info *fi)
 {
-  struct window w, *copy;
+  struct window w;
+  struct open_file *f;
   enum file_kind kind = files_lookup (path, &w);
 
   if (kind == FILE_NONE)
@@ -223,11 +268,10 @@ vf_open (const char *path, struct fuse_file_info *fi)
     return -EISDIR;
   if (vf.readonly && (fi->flags & O_ACCMODE) != O_RDONLY)
     return -EROFS;
-  copy = malloc (sizeof *copy);
-  if (copy == NULL)
+  f = open_file_new (&w);
+  if (f == NULL)
     return -ENOMEM;
-  *copy = w;
-  fi->fh = (uintptr_t) copy;
+  fi->fh = (uintptr_t) f;
   fi->direct_io = vf.direct_io;
   return 0;
 }
@@ -308,7 +352,7 @@ vf_fsync (const char *path, int datasync, struct fuse_file_info *fi)
 static int
 vf_release (const char *path, struct fuse_file_info *fi)
 {
-  free ((void *) (uintptr_t) fi->fh);
+  open_file_free ((struct open_file *) (uintptr_t) fi->fh);
   fi->fh = 0;
   return flush_if_dirty ();
 }
