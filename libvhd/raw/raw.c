@@ -2,7 +2,8 @@
  *
  * Used for convert and as a parent where a format allows it.  Holes in the
  * host file (SEEK_DATA/SEEK_HOLE) are reported as absent, so the allocation
- * map of a sparse raw file is exact and convert skips its holes unread.
+ * map of a sparse raw file is exact and convert skips its holes unread;
+ * a discard punches new ones.
  * Sizes need not be sector multiples.
  */
 #include <errno.h>
@@ -59,6 +60,17 @@ raw_pwrite (struct vhd_disk *d, const void *buf, size_t count,
   return io_pwrite (d->io, buf, count, offset);
 }
 
+/* Zeroes are given back to the host when the caller allows (a sparse
+ * file, as convert makes), else zeroed in place keeping their space. */
+static int64_t
+raw_zero (struct vhd_disk *d, uint64_t offset, uint64_t count,
+          unsigned flags)
+{
+  int r = io_try_zero (d->io, offset, count, flags & VHD_ZERO_MAY_UNMAP);
+
+  return r == 1 ? (int64_t) count : r;
+}
+
 static int
 raw_flush (struct vhd_disk *d)
 {
@@ -101,6 +113,7 @@ const struct format_ops raw_format_ops = {
   .close = raw_close,
   .map = raw_map,
   .pwrite = raw_pwrite,
+  .zero = raw_zero,
   .flush = raw_flush,
   .flush_needs_metadata = raw_flush_needs_metadata,
   .create = raw_create,
