@@ -131,6 +131,12 @@ T0=$(date +%s)
 meta "date=$(date -u +%FT%TZ) host=$(hostname) nproc=$(nproc) runs=$RUNS quick=${QUICK:-0} only=$(echo $ONLY | tr ' ' ,)"
 meta "rev=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown) tools=$TOOLS data=$DATA"
 meta "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+# A guest that gives free memory back to its host pays a host fault for
+# each fresh page-cache page: rows that write where the page cache held
+# nothing are slower for it (docs/performance.md, fifth round).
+if grep -q 'page_reporting' /proc/cmdline 2>/dev/null; then
+  meta "host memory: free page reporting on ($(tr ' ' '\n' < /proc/cmdline | grep -m1 page_reporting)): writes into uncached file ranges pay host faults"
+fi
 meta "versions: $($VHDTOOL --version 2>&1 | head -1); $(qemu-img --version 2>/dev/null | head -1); $(nbdkit --version 2>/dev/null | head -1); $(vhdimount -V 2>&1 | head -1); $(fio --version 2>/dev/null); kernel $(uname -r)"
 
 # (1) the data set, once (peerbench keeps it when its parameters are unchanged;
