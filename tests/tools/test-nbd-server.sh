@@ -6,8 +6,8 @@
 #   nbdcopy   whole-disk copies in and out
 #   qemu-img  convert into the server, compare against it
 # then several connections at once, SIGTERM (exit 0, data flushed) and the
-# image checked afterwards by vhdtool and by qemu-img's vpc driver; and the
-# same over TCP (IPv4 and, where the host has it, IPv6).
+# image checked afterwards by vhdtool and by qemu-img's vpc driver; a raw
+# export's trims and zeroes against its host allocation; and the same over TCP (IPv4 and, where the host has it, IPv6).
 #
 #   B=build tests/tools/test-nbd-server.sh
 . "$(dirname "$0")/../lib.sh"
@@ -99,6 +99,29 @@ start_server "$URI" -k "$SOCK" a.vhd
 nbdcopy src.raw "$URI"               # no flush by the client
 stop_server INT
 stream_same a.vhd src.raw "image after SIGINT"
+
+# A raw export: the file is the disk, so its allocation tells what a
+# trim, a zero and a NO_HOLE zero did to the host's space.
+note "raw export: trim frees space, NO_HOLE zero keeps it, fast zero works"
+mkraw r.raw $((32 * MiB)) 0:$((32 * MiB)):7
+cp r.raw r-want.raw
+start_server "$URI" -k "$SOCK" r.raw
+nbdsh -u "$URI" -c '
+M = 2**20
+h.trim(4 * M, 4 * M)                              # [4, 8) MiB
+h.zero(16 * M, 8 * M, nbd.CMD_FLAG_NO_HOLE)       # [8, 24)
+h.zero(M, 28 * M, nbd.CMD_FLAG_FAST_ZERO)         # [28, 29)
+h.flush()
+' || fail "nbdsh trim/zero on a raw export"
+stop_server
+dd if=/dev/zero of=r-want.raw bs=1M seek=4 count=20 conv=notrunc status=none
+dd if=/dev/zero of=r-want.raw bs=1M seek=28 count=1 conv=notrunc status=none
+expect_same_file r-want.raw r.raw "raw export after trim and zeroes"
+used=$(( $(stat -c '%b * %B' r.raw) ))
+# 32 MiB written; the trim (4 MiB) and the fast zero (1 MiB at 28 MiB,
+# without NO_HOLE: it may punch) gave space back, the NO_HOLE zero not.
+[ $used -le $((27 * MiB)) ] && [ $used -ge $((27 * MiB - 64 * 1024)) ] \
+  || fail "raw export: $used bytes allocated after the trim and zeroes, want ~27 MiB"
 
 # ------------------------------------------------------------ TCP
 free_port () {
