@@ -7,7 +7,8 @@
 #   qemu-img  convert into the server, compare against it
 # then several connections at once, SIGTERM (exit 0, data flushed) and the
 # image checked afterwards by vhdtool and by qemu-img's vpc driver; a raw
-# export's trims and zeroes against its host allocation; and the same over TCP (IPv4 and, where the host has it, IPv6).
+# export's trims and zeroes against its host allocation; and the same
+# over TCP (IPv4 and, where the host has it, IPv6).
 #
 #   B=build tests/tools/test-nbd-server.sh
 . "$(dirname "$0")/../lib.sh"
