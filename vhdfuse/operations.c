@@ -5,9 +5,9 @@
  * never looks at paths (nullpath_ok) and a partition file keeps working
  * when the table is rescanned.  The copies are also on a list: a file
  * still open when the session ends never gets its release, and destroy
- * frees it.  Reads and writes are clipped to the
- * window: a read at or past its end is end of file, a write there fails
- * with ENOSPC and a write across it is short, as with a block device.
+ * frees it.  Reads and writes are clipped to the window: a read at or
+ * past its end is end of file, a write there fails with ENOSPC and a
+ * write across it is short, as with a block device.
  *
  * Threads: fuse3's multi-threaded loop calls these from several threads
  * at once.  The libvhd handle takes its own lock per call; the rest of
