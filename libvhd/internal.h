@@ -157,6 +157,12 @@ io_try_zero (struct io *io, uint64_t offset, uint64_t len, bool unmap)
                         offset, len);
 }
 
+/* Write zeros over [offset, offset+len) (io-zero.c).  0 or -1. */
+int io_write_zeros (struct io *io, uint64_t offset, uint64_t len);
+/* Make [offset, offset+len) read as zeros: punched where the host can,
+ * else written.  0 or -1. */
+int io_zero_or_write (struct io *io, uint64_t offset, uint64_t len);
+
 /* Whether [offset, offset + length) of the file is all holes, taking no
  * space on the host (false when that cannot be told). */
 static inline bool

@@ -27,7 +27,6 @@
 #include "minmax.h"
 #include "vhd/vhd.h"
 
-#define ZERO_CHUNK (1U << 20)
 #define MIN_CREATE_BLOCK_SIZE (UINT32_C (512) << 10)
 #define MAX_CREATE_BLOCK_SIZE (UINT32_C (256) << 20)
 #define HEADER_OFFSET 512U
@@ -99,22 +98,8 @@ write_footer (struct io *io, const struct vhd_footer *f, uint64_t offset)
 static int
 create_fixed (struct io *io, const struct vhd_footer *f)
 {
-  uint8_t *zeros = calloc (1, ZERO_CHUNK);
-  uint64_t done = 0;
-
-  if (zeros == NULL) {
-    set_error (ENOMEM, "out of memory");
+  if (io_write_zeros (io, 0, f->current_size) == -1)
     return -1;
-  }
-  while (done < f->current_size) {
-    size_t n = (size_t) MIN ((uint64_t) ZERO_CHUNK, f->current_size - done);
-    if (io_pwrite (io, zeros, n, done) == -1) {
-      free (zeros);
-      return -1;
-    }
-    done += n;
-  }
-  free (zeros);
   return write_footer (io, f, f->current_size);
 }
 

@@ -52,32 +52,11 @@
 #include "minmax.h"
 #include "vhd/vhd.h"
 
-#define ZERO_CHUNK (1U << 20)
-
 static void
 set_size (struct vhd_footer *f, uint64_t size)
 {
   f->current_size = size;
   vhd_geometry (size, &f->cylinders, &f->heads, &f->sectors_per_track);
-}
-
-static int
-write_zeros (struct io *io, uint64_t offset, uint64_t len)
-{
-  uint8_t *zeros = calloc (1, ZERO_CHUNK);
-  int r = 0;
-
-  if (zeros == NULL) {
-    set_error (ENOMEM, "out of memory");
-    return -1;
-  }
-  while (r == 0 && len > 0) {
-    size_t n = (size_t) MIN (len, (uint64_t) ZERO_CHUNK);
-    r = io_pwrite (io, zeros, n, offset);
-    offset += n, len -= n;
-  }
-  free (zeros);
-  return r;
 }
 
 static int
@@ -103,7 +82,7 @@ grow_fixed (struct vhd_disk *d, struct vhd_state *s, uint64_t new_size)
   memcpy (two + VHD_FTR_SIZE, two, VHD_FTR_SIZE);
   set_size (&f, new_size);
   if (io_pwrite (d->io, two, sizeof two, p) == -1 || io_flush (d->io) == -1
-      || write_zeros (d->io, old_size, new_size - old_size) == -1
+      || io_write_zeros (d->io, old_size, new_size - old_size) == -1
       || vhd_write_footer (d->io, &f, p) == -1 || io_flush (d->io) == -1
       || truncate_file (d->io, p + VHD_FTR_SIZE) == -1)
     return -1;
@@ -253,7 +232,7 @@ zero_tail (struct vhd_disk *d, struct vhd_state *s, uint64_t new_size)
   if (sector == VHD_BAT_UNUSED)
     return 0;
   host = (uint64_t) sector * SECTOR_SIZE + s->bitmap_size;
-  return vhd_zero_file_range (d->io, host + in_block,
+  return io_zero_or_write (d->io, host + in_block,
                               MIN ((uint64_t) bs, new_size - block *
                                    (uint64_t) bs) - in_block);
 }

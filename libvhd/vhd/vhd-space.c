@@ -166,28 +166,6 @@ vhd_shrink_to (struct vhd_disk *d, uint64_t new_end)
   return io_flush (d->io);
 }
 
-int
-vhd_zero_file_range (struct io *io, uint64_t offset, uint64_t len)
-{
-  uint8_t *zeros;
-  int r = io_try_punch (io, offset, len);
-
-  if (r != 0)
-    return r == 1 ? 0 : -1;
-  zeros = calloc (1, COPY_CHUNK);
-  if (zeros == NULL) {
-    set_error (ENOMEM, "out of memory");
-    return -1;
-  }
-  while (r == 0 && len > 0) {
-    size_t n = (size_t) MIN (len, (uint64_t) COPY_CHUNK);
-    r = io_pwrite (io, zeros, n, offset);
-    offset += n, len -= n;
-  }
-  free (zeros);
-  return r;
-}
-
 /* --- unmapped blocks ------------------------------------------------------ */
 
 int
@@ -272,7 +250,7 @@ copy_block (struct io *io, uint8_t *buf, uint64_t src, uint64_t dst,
     if (io_pread (io, buf, n, src + done) == -1)
       return -1;
     if (buffer_is_zero (buf, n)) {
-      if (vhd_zero_file_range (io, dst + done, n) == -1)
+      if (io_zero_or_write (io, dst + done, n) == -1)
         return -1;
     }
     else if (io_pwrite (io, buf, n, dst + done) == -1)

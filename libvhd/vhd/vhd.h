@@ -86,9 +86,6 @@ int vhd_extend (struct vhd_disk *d, uint64_t new_end);
 /* Cut the file after new_end (>= the live end): footer at new_end,
  * io_flush, truncate. */
 int vhd_shrink_to (struct vhd_disk *d, uint64_t new_end);
-/* [offset, offset+len) of the file reads as zeros afterwards: punched,
- * or written with zeros where the host cannot punch. */
-int vhd_zero_file_range (struct io *io, uint64_t offset, uint64_t len);
 /* Unmap one block: BAT entry unused (dirty), bitmap forgotten, space
  * queued in s->freed. */
 int vhd_free_block (struct vhd_disk *d, uint32_t block);

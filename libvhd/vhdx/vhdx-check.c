@@ -49,7 +49,6 @@
 
 #define MAX_LOG (UINT32_C (128) << 20)
 #define MAX_METADATA (UINT32_C (16) << 20)
-#define ZERO_CHUNK (1U << 20)
 /* Findings about single blocks shown before the rest are only counted. */
 #define MAX_BLOCK_REPORTS 20U
 
@@ -298,26 +297,12 @@ apply_file (void *opaque, uint64_t offset, const uint8_t *data,
             uint64_t length)
 {
   struct checker *ck = opaque;
-  uint64_t done = 0;
-  uint8_t *zeros;
-  int r = 0;
 
   if (check_update (ck, offset, length) == -1)
     return -1;
   if (data)
     return io_pwrite (ck->io, data, (size_t) length, offset);
-  zeros = calloc (1, ZERO_CHUNK);
-  if (zeros == NULL) {
-    set_error (ENOMEM, "out of memory");
-    return -1;
-  }
-  while (r == 0 && done < length) {
-    size_t n = (size_t) MIN ((uint64_t) ZERO_CHUNK, length - done);
-    r = io_pwrite (ck->io, zeros, n, offset + done);
-    done += n;
-  }
-  free (zeros);
-  return r;
+  return io_write_zeros (ck->io, offset, length);
 }
 
 static int

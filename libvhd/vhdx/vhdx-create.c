@@ -41,7 +41,6 @@
 #define METADATA_OFFSET (2 * VHDX_MiB)
 #define METADATA_LENGTH VHDX_MiB
 #define BAT_OFFSET (3 * VHDX_MiB)
-#define ZERO_CHUNK (4U << 20)
 #define MAX_EARLY_BITMAPS UINT64_C (1024)
 #define CREATOR "libvhd " VHD_LIB_VERSION
 
@@ -181,28 +180,6 @@ plan (const struct create_params *p, struct layout *l)
 }
 
 static int
-write_zeros (struct io *io, uint64_t offset, uint64_t len)
-{
-  uint8_t *z = calloc (1, ZERO_CHUNK);
-  uint64_t done = 0;
-
-  if (z == NULL) {
-    set_error (ENOMEM, "out of memory");
-    return -1;
-  }
-  while (done < len) {
-    size_t n = (size_t) MIN ((uint64_t) ZERO_CHUNK, len - done);
-    if (io_pwrite (io, z, n, offset + done) == -1) {
-      free (z);
-      return -1;
-    }
-    done += n;
-  }
-  free (z);
-  return 0;
-}
-
-static int
 write_header_section (struct io *io, const struct layout *l)
 {
   struct vhdx_header h = { .version = 1, .log_length = LOG_LENGTH,
@@ -309,9 +286,9 @@ vhdx_create (struct io *io, const struct create_params *p)
   int r = -1;
 
   if (plan (p, &l) == 0 && io->ops->truncate (io, l.file_size) == 0
-      && (!fixed || write_zeros (io, l.data_offset,
+      && (!fixed || io_write_zeros (io, l.data_offset,
                                  l.file_size - l.data_offset) == 0)
-      && write_zeros (io, LOG_OFFSET, LOG_LENGTH) == 0
+      && io_write_zeros (io, LOG_OFFSET, LOG_LENGTH) == 0
       && write_metadata (io, &l) == 0 && write_bat (io, &l, fixed) == 0
       && write_header_section (io, &l) == 0)
     r = 0;

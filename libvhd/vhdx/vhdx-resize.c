@@ -42,8 +42,6 @@
 #include "minmax.h"
 #include "vhdx.h"
 
-#define ZERO_CHUNK (1U << 20)
-
 /* Whether [start, end) is clear of every object but the one at self;
  * EBADMSG when objects overlap already. */
 static int
@@ -61,36 +59,6 @@ space_free (struct vhd_disk *d, uint64_t start, uint64_t end, uint64_t self,
       *is_free = false;
   free (o);
   return 0;
-}
-
-static int
-write_zeros (struct vhd_disk *d, uint64_t offset, uint64_t len)
-{
-  uint8_t *z;
-  uint64_t done = 0;
-  int r = 0;
-
-  z = calloc (1, ZERO_CHUNK);
-  if (z == NULL) {
-    set_error (ENOMEM, "out of memory");
-    return -1;
-  }
-  while (r == 0 && done < len) {
-    size_t n = (size_t) MIN ((uint64_t) ZERO_CHUNK, len - done);
-    r = io_pwrite (d->io, z, n, offset + done);
-    done += n;
-  }
-  free (z);
-  return r;
-}
-
-/* [offset, offset + len) reads as zeros: punched, else written. */
-static int
-zero_range (struct vhd_disk *d, uint64_t offset, uint64_t len)
-{
-  if (len == 0 || d->io->ops->punch_hole (d->io, offset, len) == 0)
-    return 0;
-  return write_zeros (d, offset, len);
 }
 
 static int
@@ -131,7 +99,7 @@ extend_last_block (struct vhd_disk *d)
     return -1;
   free (o);
   if (ensure_file_size (d, off + bs) == -1
-      || zero_range (d, off + valid, bs - valid) == -1
+      || io_zero_or_write (d->io, off + valid, bs - valid) == -1
       || io_flush (d->io) == -1) {
     prefix_error ("clearing the end of the last block");
     return -1;
@@ -230,7 +198,7 @@ allocate_new_blocks (struct vhd_disk *d, struct vhdx_stage *st,
     uint64_t idx = vhdx_bat_payload_index (&v->geo, b);
     if (make_room (d, st) == -1
         || vhdx_allocate (d, v->md.block_size, &off) == -1
-        || write_zeros (d, off, v->md.block_size) == -1
+        || io_write_zeros (d->io, off, v->md.block_size) == -1
         || vhdx_put_entry (v, st, idx,
                            vhdx_bat_entry (VHDX_PAYLOAD_FULLY_PRESENT, off))
            == -1)

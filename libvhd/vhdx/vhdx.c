@@ -39,7 +39,6 @@
 
 #define MAX_LOG_REPLAY (UINT32_C (128) << 20)
 #define MAX_METADATA_READ (UINT32_C (16) << 20)
-#define ZERO_CHUNK (1U << 20)
 
 static int
 vhdx_probe (const uint8_t *head, size_t head_len, const uint8_t *tail,
@@ -154,28 +153,12 @@ apply_in_place (void *opaque, uint64_t offset, const uint8_t *data,
                 uint64_t length)
 {
   struct vhd_disk *d = opaque;
-  uint64_t done = 0;
-  uint8_t *zeros;
 
   if (check_update (offset, length) == -1)
     return -1;
   if (data)
     return io_pwrite (d->io, data, (size_t) length, offset);
-  zeros = calloc (1, ZERO_CHUNK);
-  if (zeros == NULL) {
-    set_error (ENOMEM, "out of memory");
-    return -1;
-  }
-  while (done < length) {
-    size_t n = (size_t) MIN ((uint64_t) ZERO_CHUNK, length - done);
-    if (io_pwrite (d->io, zeros, n, offset + done) == -1) {
-      free (zeros);
-      return -1;
-    }
-    done += n;
-  }
-  free (zeros);
-  return 0;
+  return io_write_zeros (d->io, offset, length);
 }
 
 static int
