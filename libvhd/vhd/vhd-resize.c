@@ -233,8 +233,8 @@ zero_tail (struct vhd_disk *d, struct vhd_state *s, uint64_t new_size)
     return 0;
   host = (uint64_t) sector * SECTOR_SIZE + s->bitmap_size;
   return io_zero_or_write (d->io, host + in_block,
-                              MIN ((uint64_t) bs, new_size - block *
-                                   (uint64_t) bs) - in_block);
+                           MIN ((uint64_t) bs, new_size - block *
+                                (uint64_t) bs) - in_block);
 }
 
 /* After a failed step 2-4: the BAT and header in memory as on disk, so
