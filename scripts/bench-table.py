@@ -377,7 +377,8 @@ def main(path):
             main_rows.append("| %s | %s | %s | %s | %s | %s |" % (
                 label, cell(o), cell(q), ratio, p["peer"], "; ".join(notes)))
     if main_rows:
-        out += ["", "### peerbench workloads (4 GiB disk, 1 GiB of data)", "",
+        out += ["", "### peerbench workloads (4 GiB disk, 1 GiB of data; the "
+                "\"NBD vhdx flush\" rows: a 2 GiB VHDX, fully allocated)", "",
                 "| workload | ours | peer | ratio | peer name | notes |",
                 "|---|---|---|---|---|---|"] + main_rows
     if compact_rows:
