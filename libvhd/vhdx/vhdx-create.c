@@ -287,7 +287,7 @@ vhdx_create (struct io *io, const struct create_params *p)
 
   if (plan (p, &l) == 0 && io->ops->truncate (io, l.file_size) == 0
       && (!fixed || io_write_zeros (io, l.data_offset,
-                                 l.file_size - l.data_offset) == 0)
+                                    l.file_size - l.data_offset) == 0)
       && io_write_zeros (io, LOG_OFFSET, LOG_LENGTH) == 0
       && write_metadata (io, &l) == 0 && write_bat (io, &l, fixed) == 0
       && write_header_section (io, &l) == 0)

@@ -706,8 +706,8 @@ zero_part (struct vhd_disk *d, uint64_t offset, uint64_t count,
  * NOT_PRESENT: in a differencing disk it hides the parent, and in a base
  * disk the two read the same.  Parts of blocks, and whole blocks that
  * hold data when MAY_UNMAP is not given, are punched or zeroed in place
- * (zero_part).  A fixed image keeps its blocks and
- * their space allocated (LeaveBlocksAllocated): zeroed in place only. */
+ * (zero_part).  A fixed image keeps its blocks and their space allocated
+ * (LeaveBlocksAllocated): zeroed in place only. */
 int64_t
 vhdx_zero (struct vhd_disk *d, uint64_t offset, uint64_t count,
            unsigned flags)

@@ -202,8 +202,6 @@ Test (zero, unmap_shows_the_parent_again)
   free_image (&base);
 }
 
-/* --- compact (unmap + defragment) ---------------------------------------- */
-
 /* On a file: a zero without MAY_UNMAP (NBD's NO_HOLE) keeps the space
  * allocated, a discard gives it back; both read as zeros, and neither
  * writes zero data (a fast zero succeeds).  A raw file is checked by
@@ -275,6 +273,8 @@ Test (zero_files, raw_zero_keeps_space_discard_frees_it)
 {
   zero_keeps_discard_frees (VHD_FORMAT_RAW, VHD_TYPE_FIXED);
 }
+
+/* --- compact (unmap + defragment) ---------------------------------------- */
 
 TestSuite (compact, .init = dir_setup, .fini = dir_teardown);
 
